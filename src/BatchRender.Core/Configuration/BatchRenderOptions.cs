@@ -1,0 +1,106 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace BatchRender.Core.Configuration;
+
+// Every setting the code reads, by section. The same names are used by appsettings, environment variables
+// (Section__Key), the Bicep app settings and the Kubernetes ConfigMap; the infra tests check that they agree.
+// Connections ("Storage", "ServiceBus") follow the Azure SDK / Functions identity-based connection format:
+// Storage__blobServiceUri / Storage__queueServiceUri / Storage__tableServiceUri, ServiceBus__fullyQualifiedNamespace,
+// or a connection string for local development (Azurite).
+
+/// <summary>Names of the configuration sections.</summary>
+public static class ConfigSections
+{
+    public const string Storage = "Storage";
+    public const string ServiceBus = "ServiceBus";
+    public const string Transport = "Transport";
+    public const string Blobs = "Blobs";
+    public const string State = "State";
+    public const string Limits = "Limits";
+    public const string Defaults = "Defaults";
+    public const string Models = "Models";
+    public const string Worker = "Worker";
+    public const string Telemetry = "Telemetry";
+}
+
+public enum TransportKind { StorageQueue, ServiceBus }
+
+public sealed class TransportOptions
+{
+    public TransportKind Kind { get; set; } = TransportKind.StorageQueue;
+    [Required, RegularExpression("^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")]
+    public string QueueName { get; set; } = "render-tasks";
+    /// <summary>Storage Queue mode only: where poison messages go (the dead-letter queue).</summary>
+    [Required]
+    public string PoisonQueueName { get; set; } = "render-tasks-poison";
+    /// <summary>Deliveries before a task is dead-lettered (Service Bus: the queue's MaxDeliveryCount must match).</summary>
+    [Range(1, 100)]
+    public int MaxDeliveryCount { get; set; } = 5;
+    /// <summary>Peek-lock duration (Service Bus queue LockDuration) / Storage Queue visibility timeout; renewed while rendering.</summary>
+    public TimeSpan LockDuration { get; set; } = TimeSpan.FromMinutes(1);
+}
+
+public sealed class BlobOptions
+{
+    [Required] public string ManifestsContainer { get; set; } = "manifests";
+    [Required] public string RendersContainer { get; set; } = "renders";
+    [Required] public string SchedulesContainer { get; set; } = "schedules";
+}
+
+public sealed class StateOptions
+{
+    [Required] public string JobsTable { get; set; } = "jobs";
+    [Required] public string ItemsTable { get; set; } = "jobitems";
+    [Required] public string SchedulesTable { get; set; } = "schedules";
+}
+
+public sealed class LimitsOptions
+{
+    [Range(1, 10_000_000)] public int MaxItems { get; set; } = 100_000;
+    [Range(1, 100_000)] public int MaxPromptLength { get; set; } = 2_000;
+    [Range(2, 10_000)] public int MaxFrames { get; set; } = 240;
+    [Range(64 * 64, 2048 * 2048)] public long MaxPixels { get; set; } = 2048L * 2048L;
+}
+
+/// <summary>Configured defaults applied after the manifest's own <c>defaults</c>.</summary>
+public sealed class RenderDefaultsOptions
+{
+    [Required] public string Model { get; set; } = "demo";
+    public int Width { get; set; } = 128;
+    public int Height { get; set; } = 128;
+    public int Steps { get; set; } = 20;
+    public double GuidanceScale { get; set; } = 5.0;
+    public string NegativePrompt { get; set; } = "";
+    public string Sampler { get; set; } = "ddim";
+    public string Quantization { get; set; } = "int8-dynamic";
+}
+
+/// <summary>One served model: <c>Models:{name}:Path</c> is a diffusers-layout directory.</summary>
+public sealed class ModelEntryOptions
+{
+    [Required] public string Path { get; set; } = "";
+}
+
+public sealed class WorkerOptions
+{
+    /// <summary>Tasks received per batch (and the most rendered in one model pass).</summary>
+    [Range(1, 64)] public int BatchSize { get; set; } = 4;
+    /// <summary>Port of /healthz and /readyz.</summary>
+    [Range(1, 65535)] public int HealthPort { get; set; } = 8080;
+    /// <summary>How long a SIGTERM'd worker keeps rendering before it abandons what is left (Kubernetes
+    /// terminationGracePeriodSeconds must be larger).</summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(50);
+    /// <summary>"auto" | "cpu" | "cuda".</summary>
+    public string Device { get; set; } = "auto";
+    /// <summary>Intra-op threads for the model; 0 = TorchSharp's default.</summary>
+    [Range(0, 1024)] public int Threads { get; set; }
+    /// <summary>Models this worker loads at start-up (the rest of Models: is known but not loaded).</summary>
+    public string[] Preload { get; set; } = ["demo"];
+}
+
+public sealed class TelemetryOptions
+{
+    /// <summary>OTLP endpoint; empty = no exporter (nothing printed by default).</summary>
+    public string? OtlpEndpoint { get; set; }
+    public string ServiceName { get; set; } = "batchrender";
+}
