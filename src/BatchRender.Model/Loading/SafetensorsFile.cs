@@ -5,6 +5,8 @@ using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
 
+[assembly: System.Runtime.CompilerServices.InternalsVisibleTo("BatchRender.Model.Tests")]
+
 namespace BatchRender.Model.Loading;
 
 /// <summary>One tensor's entry in a safetensors header: dtype name, shape and byte range inside the data section.</summary>
