@@ -91,6 +91,23 @@ public class HunyuanDiT2DModelTests
         Assert.True((single - a[1..2]).abs().max().item<float>() < 1e-5);
     }
 
+    [Theory]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float16)]
+    public void Forward_InHalfPrecision_RunsWithFp32IslandsAndStaysCloseToFp32(ScalarType dtype)
+    {
+        var config = SmallModels.Config();
+        var model = SmallModels.Build(config);
+        var inputs = SmallModels.RandomInputs(config, batch: 1);
+        var reference = inputs.Run(model);
+        model.to(dtype);
+        Assert.Equal(dtype, model.DType);
+        var half = inputs.Run(model);   // fp32 inputs are cast to the model dtype
+        Assert.Equal(dtype, half.dtype);
+        double error = (half.to(ScalarType.Float32) - reference).abs().max().item<float>() / reference.abs().max().item<float>();
+        Assert.True(error < 0.05, $"relative error {error}");
+    }
+
     [Fact]
     public void Forward_NonSquareLatent_UnpatchifiesTokenVectorsChannelFastest()
     {
