@@ -18,9 +18,9 @@ public sealed class BertEmbeddings : Module<Tensor, Tensor, Tensor>
 
     public BertEmbeddings(BertConfig c, Device? device = null, ScalarType? dtype = null) : base(nameof(BertEmbeddings))
     {
-        word_embeddings = Embedding(c.VocabSize, c.HiddenSize, padding_idx: c.PadTokenId, device: device, dtype: dtype);
-        position_embeddings = Embedding(c.MaxPositionEmbeddings, c.HiddenSize, device: device, dtype: dtype);
-        token_type_embeddings = Embedding(c.TypeVocabSize, c.HiddenSize, device: device, dtype: dtype);
+        word_embeddings = EmbeddingTable.Create(c.VocabSize, c.HiddenSize, device, dtype, paddingIdx: c.PadTokenId);
+        position_embeddings = EmbeddingTable.Create(c.MaxPositionEmbeddings, c.HiddenSize, device, dtype);
+        token_type_embeddings = EmbeddingTable.Create(c.TypeVocabSize, c.HiddenSize, device, dtype);
         LayerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps, device: device, dtype: dtype);
         RegisterComponents();
     }

@@ -53,7 +53,7 @@ public sealed class T5Attention : Module<Tensor, Tensor, Tensor>
         v = Linear(c.DModel, inner, hasBias: false, device: device, dtype: dtype);
         o = Linear(inner, c.DModel, hasBias: false, device: device, dtype: dtype);
         if (hasRelativeAttentionBias)
-            relative_attention_bias = Embedding(c.RelativeAttentionNumBuckets, c.NumHeads, device: device, dtype: dtype);
+            relative_attention_bias = EmbeddingTable.Create(c.RelativeAttentionNumBuckets, c.NumHeads, device, dtype);
         (_heads, _dKv, _numBuckets, _maxDistance) = (c.NumHeads, c.DKv, c.RelativeAttentionNumBuckets, c.RelativeAttentionMaxDistance);
         RegisterComponents();
     }
@@ -256,7 +256,7 @@ public sealed class T5EncoderModel : Module<Tensor, Tensor, Tensor>
     public T5EncoderModel(T5Config config, Device? device = null, ScalarType? dtype = null) : base(nameof(T5EncoderModel))
     {
         Config = config.Validated();
-        shared = Embedding(config.VocabSize, config.DModel, device: device, dtype: dtype);
+        shared = EmbeddingTable.Create(config.VocabSize, config.DModel, device, dtype);
         encoder = new T5Stack(config, device, dtype);
         RegisterComponents();
     }
