@@ -178,25 +178,32 @@ public static class ModelQuantizer
         {
             // Sequential keeps its items in a private list that its forward walks.
             var items = (System.Collections.IList)typeof(Sequential).GetField("_modules", BindingFlags.Instance | BindingFlags.NonPublic)!.GetValue(parent)!;
-            return SetInList(items, old, replacement, parent);
+            var at = IndexOf(items, old);
+            if (at < 0) return false;
+            items[at] = replacement;
+            return true;
         }
         var type = parent.GetType();
-        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(ModuleList<>))
-            return SetInList((System.Collections.IList)parent, old, replacement, parent);
-        return false;
+        if (!type.IsGenericType || type.GetGenericTypeDefinition() != typeof(ModuleList<>)) return false;
+        var index = IndexOf((System.Collections.IEnumerable)parent, old);
+        if (index < 0) return false;
+        var itemType = type.GetGenericArguments()[0];
+        if (!itemType.IsInstanceOfType(replacement))
+            throw new InvalidOperationException(
+                $"a ModuleList<{itemType.Name}> holds '{old.GetName()}', which cannot hold a {replacement.GetType().Name}: declare it ModuleList<Module<Tensor, Tensor>>");
+        type.GetProperty("Item")!.SetValue(parent, replacement, [index]);
+        return true;
     }
 
-    private static bool SetInList(System.Collections.IList list, TorchModule old, TorchModule replacement, TorchModule parent)
+    private static int IndexOf(System.Collections.IEnumerable items, TorchModule module)
     {
-        var index = -1;
-        for (int i = 0; i < list.Count; i++) if (ReferenceEquals(list[i], old)) { index = i; break; }
-        if (index < 0) return false;
-        try { list[index] = replacement; }
-        catch (ArgumentException e)
+        var i = 0;
+        foreach (var item in items)
         {
-            throw new InvalidOperationException($"{parent.GetType().Name} holds items of a type that cannot hold a {replacement.GetType().Name}", e);
+            if (ReferenceEquals(item, module)) return i;
+            i++;
         }
-        return true;
+        return -1;
     }
 }
 
