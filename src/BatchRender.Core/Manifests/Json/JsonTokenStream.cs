@@ -343,7 +343,7 @@ internal static partial class JsonSyntaxMessages
             raw.Contains("trailing comma", StringComparison.Ordinal) ? "a trailing comma before '}' or ']' is not allowed in JSON" :
             raw.Contains("Expected depth to be zero", StringComparison.Ordinal) ? "the JSON ends before every object and array is closed (is the file truncated?)" :
             raw.Contains("reached end of data", StringComparison.Ordinal) ? "the JSON ends in the middle of a value (is the file truncated?)" :
-            raw.StartsWith("'/' is invalid", StringComparison.Ordinal) || raw.Contains("comment", StringComparison.OrdinalIgnoreCase)
+            raw.StartsWith("'/'", StringComparison.Ordinal) || raw.Contains("comment", StringComparison.OrdinalIgnoreCase)
                 ? "comments ('//' or '/* */') are not allowed in JSON" :
             raw.Contains("after a single JSON value", StringComparison.Ordinal) ? "there is more text after the end of the JSON document" :
             ControlByte().Match(raw) is { Success: true } control && raw.Contains("within a JSON string", StringComparison.Ordinal)
