@@ -62,6 +62,10 @@ resource cluster 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
     workloadAutoScalerProfile: {
       keda: { enabled: true }
     }
+    storageProfile: {
+      // Mounts the Hunyuan-DiT checkpoint container read-only into the workers (infra/k8s models-pvc.yaml).
+      blobCSIDriver: { enabled: true }
+    }
     autoUpgradeProfile: {
       upgradeChannel: 'patch'
       nodeOSUpgradeChannel: 'NodeImage'
