@@ -106,7 +106,7 @@ public class ModuleTests
         q = HunyuanRotaryEmbedding.Apply(q, cos, sin);
         if (ropeOnKey) k = HunyuanRotaryEmbedding.Apply(k, cos, sin);
         var w = torch.softmax(q.matmul(k.transpose(-1, -2)) / Math.Sqrt(hd), -1);
-        return attn.to_out[0].call(w.matmul(v).transpose(1, 2).reshape(b, -1, heads * hd));
+        return attn.OutProjection.call(w.matmul(v).transpose(1, 2).reshape(b, -1, heads * hd));
     }
 
     [Fact]
