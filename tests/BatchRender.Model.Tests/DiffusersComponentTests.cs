@@ -106,6 +106,21 @@ public class DiffusersComponentTests
     }
 
     [Fact]
+    public void Save_WithMaxShardBytes_WritesShardsAndIndex_ThatLoadBack()
+    {
+        using var dir = TestDevice.TempDir();
+        var model = SmallModels.Build(SmallModels.Config());
+        model.SavePretrained(dir.Path);                                  // a single file first: replaced by the shards
+        DiffusersComponent.Save(model, dir.Path, model.Config.ToJsonObject(), maxShardBytes: 64 * 1024);
+        var files = DiffusersComponent.FindWeightFiles(dir.Path);
+        Assert.True(files.Count > 2, $"{files.Count} shards");
+        Assert.Equal($"diffusion_pytorch_model-00001-of-{files.Count:D5}.safetensors", Path.GetFileName(files[0]));
+        Assert.False(File.Exists(Path.Combine(dir.Path, WeightsName)));
+        var loaded = HunyuanDiT2DModel.FromPretrained(dir.Path, TestDevice.Current);
+        foreach (var (key, t) in loaded.state_dict()) Assert.True(model.state_dict()[key].eq(t).all().item<bool>(), key);
+    }
+
+    [Fact]
     public void ModelHash_IsTheFileSha256_StableAndChangesWithTheWeights()
     {
         using var dir = TestDevice.TempDir();

@@ -186,27 +186,64 @@ public static class DiffusersComponent
     }
 
     /// <summary>
-    /// Writes a component folder: config.json and the module's state dict as one safetensors file
-    /// (<paramref name="weightsFileName"/>), optionally cast to <paramref name="dtype"/>. Files are written through temporaries
-    /// and renamed into place.
+    /// Writes a component folder: config.json and the module's state dict (sorted keys), optionally cast to
+    /// <paramref name="dtype"/>, as one safetensors file named <paramref name="weightsFileName"/>, or, when it would exceed
+    /// <paramref name="maxShardBytes"/>, as shards <c>stem-0000i-of-0000n.safetensors</c> plus <c>weightsFileName.index.json</c>
+    /// (the transformers/diffusers layout). Every file goes through a temporary and is renamed into place; the other layout's
+    /// files of the same name are removed so the folder never holds both.
     /// </summary>
     public static void Save(nn.Module module, string componentDirectory, JsonObject config,
-                            string weightsFileName = "diffusion_pytorch_model.safetensors", ScalarType? dtype = null)
+                            string weightsFileName = "diffusion_pytorch_model.safetensors", ScalarType? dtype = null,
+                            long? maxShardBytes = null)
     {
         Directory.CreateDirectory(componentDirectory);
+        var metadata = new Dictionary<string, string> { ["format"] = "pt" };
+        var indexPath = Path.Combine(componentDirectory, weightsFileName + ".index.json");
+        var singlePath = Path.Combine(componentDirectory, weightsFileName);
         using (var scope = torch.NewDisposeScope())
         {
-            var tensors = module.state_dict()
-                .OrderBy(kv => kv.Key, StringComparer.Ordinal)
-                .Select(kv => KeyValuePair.Create(kv.Key,
-                    dtype is { } t && kv.Value.is_floating_point() ? kv.Value.to(t) : kv.Value));
-            SafetensorsFile.Write(Path.Combine(componentDirectory, weightsFileName), tensors,
-                                  new Dictionary<string, string> { ["format"] = "pt" });
+            var tensors = module.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                .Select(kv => KeyValuePair.Create(kv.Key, dtype is { } t && kv.Value.is_floating_point() ? kv.Value.to(t) : kv.Value))
+                .ToList();
+            static long Bytes(Tensor t) => t.NumberOfElements * t.ElementSize;
+            long total = tensors.Sum(kv => Bytes(kv.Value));
+            if (maxShardBytes is not { } max || total <= max)
+            {
+                SafetensorsFile.Write(singlePath, tensors, metadata);
+                if (File.Exists(indexPath)) File.Delete(indexPath);
+            }
+            else
+            {
+                var shards = new List<List<KeyValuePair<string, Tensor>>> { new() };
+                long current = 0;
+                foreach (var kv in tensors)
+                {
+                    if (current > 0 && current + Bytes(kv.Value) > max) { shards.Add([]); current = 0; }
+                    shards[^1].Add(kv);
+                    current += Bytes(kv.Value);
+                }
+                string stem = weightsFileName.EndsWith(".safetensors") ? weightsFileName[..^".safetensors".Length] : weightsFileName;
+                var weightMap = new JsonObject();
+                for (int i = 0; i < shards.Count; i++)
+                {
+                    string name = $"{stem}-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
+                    SafetensorsFile.Write(Path.Combine(componentDirectory, name), shards[i], metadata);
+                    foreach (var kv in shards[i]) weightMap[kv.Key] = name;
+                }
+                var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = total }, ["weight_map"] = weightMap };
+                WriteTextAtomically(indexPath, index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+                if (File.Exists(singlePath)) File.Delete(singlePath);
+            }
         }
-        var configPath = Path.Combine(componentDirectory, ConfigFileName);
-        var temp = configPath + ".tmp";
-        File.WriteAllText(temp, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(temp, configPath, overwrite: true);
+        WriteTextAtomically(Path.Combine(componentDirectory, ConfigFileName),
+                            config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    private static void WriteTextAtomically(string path, string text)
+    {
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, text);
+        File.Move(temp, path, overwrite: true);
     }
 
     /// <summary>
