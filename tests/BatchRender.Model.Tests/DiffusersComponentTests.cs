@@ -156,6 +156,27 @@ public class DiffusersComponentTests
         => BatchRender.Model.Configuration.HunyuanDiTConfig.Load(folder);
 
     [Fact]
+    public void PipelineHash_CoversEveryComponentsWeights_AndNothingElse()
+    {
+        using var dir = TestDevice.TempDir();
+        var model = SmallModels.Build(SmallModels.Config());
+        model.SavePretrained(Path.Combine(dir.Path, "transformer"));
+        var other = SmallModels.Build(SmallModels.Config(), seed: 7);
+        DiffusersComponent.Save(other, Path.Combine(dir.Path, "text_encoder"), new JsonObject(), "model.safetensors");
+        Directory.CreateDirectory(Path.Combine(dir.Path, "tokenizer"));
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer", "vocab.txt"), "a");
+        var hash = DiffusersComponent.ComputePipelineHash(dir.Path);
+        Assert.Matches("^[0-9a-f]{64}$", hash);
+
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer", "vocab.txt"), "b");        // not weights: same hash
+        File.WriteAllText(Path.Combine(dir.Path, "transformer", "config.json"), "{}");
+        Assert.Equal(hash, DiffusersComponent.ComputePipelineHash(dir.Path));
+        using (torch.no_grad()) other.proj_out.parameters().First().add_(1e-3);             // a component's weights: new hash
+        DiffusersComponent.Save(other, Path.Combine(dir.Path, "text_encoder"), new JsonObject(), "model.safetensors");
+        Assert.NotEqual(hash, DiffusersComponent.ComputePipelineHash(dir.Path));
+    }
+
+    [Fact]
     public void MissingDirectoryOrWeights_FailWithAClearMessage()
     {
         using var dir = TestDevice.TempDir();

@@ -247,6 +247,40 @@ public static class DiffusersComponent
     }
 
     /// <summary>
+    /// SHA-256 (lower-case hex) over every component's weight files of a whole diffusers model directory: for each component
+    /// folder with weights (ordinal order) and each of its weight files (<see cref="FindWeightFiles"/> order), the relative
+    /// path "component/file" and a NUL byte, then the file's bytes. Stable across machines and copies; configs, tokenizers
+    /// and timestamps do not enter it.
+    /// </summary>
+    public static string ComputePipelineHash(string modelDirectory)
+    {
+        if (!Directory.Exists(modelDirectory)) throw new DirectoryNotFoundException($"model directory not found: {modelDirectory}");
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        int components = 0;
+        foreach (var component in Directory.GetDirectories(modelDirectory).Order(StringComparer.Ordinal))
+        {
+            if (!WeightFileNames.Any(n => File.Exists(Path.Combine(component, n)) || File.Exists(Path.Combine(component, n + ".index.json")))
+                && Directory.GetFiles(component, "*.safetensors.index.json").Length != 1) continue;
+            components++;
+            foreach (var file in FindWeightFiles(component))
+            {
+                hash.AppendData(Encoding.UTF8.GetBytes($"{Path.GetFileName(component)}/{Path.GetFileName(file)}\0"));
+                AppendFile(hash, file, buffer);
+            }
+        }
+        if (components == 0) throw new FileNotFoundException($"{modelDirectory}: no component folder with safetensors weights");
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    private static void AppendFile(IncrementalHash hash, string file, byte[] buffer)
+    {
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        int read;
+        while ((read = stream.Read(buffer)) > 0) hash.AppendData(buffer, 0, read);
+    }
+
+    /// <summary>
     /// SHA-256 (lower-case hex) over the component's weight files, concatenated in <see cref="FindWeightFiles"/> order.
     /// For a single-file component it equals <c>sha256sum</c> of that file; it does not depend on paths or timestamps.
     /// </summary>
@@ -254,12 +288,7 @@ public static class DiffusersComponent
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[1 << 20];
-        foreach (var file in FindWeightFiles(componentDirectory))
-        {
-            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-            int read;
-            while ((read = stream.Read(buffer)) > 0) hash.AppendData(buffer, 0, read);
-        }
+        foreach (var file in FindWeightFiles(componentDirectory)) AppendFile(hash, file, buffer);
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 }
