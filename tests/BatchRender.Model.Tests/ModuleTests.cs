@@ -124,6 +124,9 @@ public class ModuleTests
         Assert.Equal([2L, 24, 32], output.shape);
         AssertClose(ReferenceAttention(cross, h, ctx, cos, sin, ropeOnKey: false), output);
         Assert.Throws<ArgumentException>(() => cross.forward(h));
+        Assert.Throws<ArgumentException>(() => cross.forward(h, ctx[.., .., 0..20], (cos, sin)));      // context width
+        Assert.Throws<ArgumentException>(() => self.forward(h[.., 0..10], rope: (cos, sin)));           // rope rows != tokens
+        Assert.Throws<ArgumentException>(() => self.forward(torch.randn([2, 24, 30]).to(D)));           // query width
     }
 
     [Fact]

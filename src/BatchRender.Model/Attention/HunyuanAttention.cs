@@ -85,6 +85,17 @@ public sealed class HunyuanAttention : nn.Module, IFusableProjections
     {
         if (IsCrossAttention != encoderHiddenStates is not null)
             throw new ArgumentException(IsCrossAttention ? "cross-attention needs encoder hidden states" : "self-attention takes no encoder hidden states");
+        // Shape errors inside libtorch's matmul abort the process, so check here.
+        if (hiddenStates.ndim != 3 || hiddenStates.shape[2] != QueryDim)
+            throw new ArgumentException($"hidden states must be [B, N, {QueryDim}], got [{string.Join(", ", hiddenStates.shape)}]", nameof(hiddenStates));
+        if (encoderHiddenStates is not null && (encoderHiddenStates.ndim != 3 || encoderHiddenStates.shape[0] != hiddenStates.shape[0]
+                                                || encoderHiddenStates.shape[2] != CrossAttentionDim))
+            throw new ArgumentException($"encoder hidden states must be [{hiddenStates.shape[0]}, M, {CrossAttentionDim}], got [{string.Join(", ", encoderHiddenStates.shape)}]",
+                                        nameof(encoderHiddenStates));
+        if (rope is { } table && (table.Cos.ndim != 2 || table.Cos.shape[0] != hiddenStates.shape[1] || table.Cos.shape[1] != HeadDim
+                                  || !table.Sin.shape.SequenceEqual(table.Cos.shape)))
+            throw new ArgumentException($"rope tables must be [{hiddenStates.shape[1]}, {HeadDim}], got cos [{string.Join(", ", table.Cos.shape)}], sin [{string.Join(", ", table.Sin.shape)}]",
+                                        nameof(rope));
         using var scope = torch.NewDisposeScope();
         long b = hiddenStates.shape[0];
         var context = encoderHiddenStates ?? hiddenStates;
