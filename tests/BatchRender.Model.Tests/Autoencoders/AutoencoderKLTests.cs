@@ -71,11 +71,16 @@ public class AutoencoderKLTests
         Assert.Equal(0.13025, config.ScalingFactor);
         Assert.Equal(8, config.ScaleFactor);
         using var vae = new AutoencoderKL(config, device: torch.META);
-        var actual = vae.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
+        var actual = vae.state_dict().ToDictionary(p => p.Key, p => p.Value.shape); // what savers and loaders see
         var expected = ExpectedKeys(config).ToDictionary(k => k.Name, k => k.Shape);
         Assert.Equal(expected.Keys.Order(), actual.Keys.Order());
         foreach (var (name, shape) in expected) Assert.True(shape.SequenceEqual(actual[name]), name);
         Assert.Empty(vae.named_buffers());
+        // and the list diffusers' own AutoencoderKL gives for this config (bench/golden/make_golden.py)
+        var diffusers = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "Golden", "sdxl-vae-keys.tsv"))
+            .Select(l => l.Split('\t')).ToDictionary(p => p[0], p => p[1]);
+        Assert.Equal(diffusers.Keys.Order(), actual.Keys.Order());
+        foreach (var (name, shape) in actual) Assert.Equal(diffusers[name], string.Join(",", shape));
         long total = actual.Values.Sum(s => s.Aggregate(1L, (a, b) => a * b));
         Assert.Equal(83_653_863L, total);
         Assert.Equal(49_490_179L, actual.Where(kv => kv.Key.StartsWith("decoder.")).Sum(kv => kv.Value.Aggregate(1L, (a, b) => a * b)));
