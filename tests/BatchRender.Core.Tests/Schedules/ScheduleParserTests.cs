@@ -174,3 +174,27 @@ public sealed class ScheduleParserTests : IDisposable
 
     public void Dispose() => _kit.Dispose();
 }
+
+public sealed class LocalScheduleCheckTests : IDisposable
+{
+    private readonly ManifestTestKit _kit = new();
+
+    [Fact]
+    public async Task Validate_schedule_reports_the_inline_manifests_problems_under_manifest()
+    {
+        var path = Path.Combine(_kit.Folder, "nightly.json");
+        File.Copy(ManifestTestKit.TestData("Schedules", "nightly.json"), path);
+
+        var result = await LocalScheduleCheck.CheckFileAsync(path, new ScheduleParser(_kit.Rules), _kit.Validator,
+            new DateTimeOffset(2026, 11, 25, 12, 0, 0, TimeSpan.Zero));
+
+        Assert.True(result.Schedule.IsValid);
+        Assert.False(result.IsValid);
+        Assert.Equal("nightly-20261126T0100Z", result.Manifest!.JobId);
+        var problem = Assert.Single(result.Problems);
+        Assert.Equal("manifest.items[1].width", problem.Path);
+        Assert.Equal("manifest.jobId", Assert.Single(result.Warnings).Path);
+    }
+
+    public void Dispose() => _kit.Dispose();
+}
