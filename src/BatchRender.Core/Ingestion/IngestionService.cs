@@ -86,6 +86,7 @@ public sealed class IngestionService
             seekable = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, 81920,
                 FileOptions.DeleteOnClose | FileOptions.Asynchronous);
             await manifest.CopyToAsync(seekable, cancellationToken);
+            seekable.Position = 0;
         }
         try
         {
