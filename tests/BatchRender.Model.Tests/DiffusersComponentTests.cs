@@ -122,6 +122,25 @@ public class DiffusersComponentTests
     }
 
     [Fact]
+    public void CheckStateDict_ValidatesAMetaDeviceModelAgainstTheHeaders_WithoutLoading()
+    {
+        var v12Folder = Path.Combine(AppContext.BaseDirectory, "Golden", "hunyuan-dit-v12-small");
+        var v12 = new HunyuanDiT2DModel(HunyuanDiTConfigLoad(v12Folder), torch.device("meta"));
+        Assert.Empty(DiffusersComponent.CheckStateDict(v12, v12Folder));
+
+        // A v1.1 checkpoint against a v1.2 model: the classic "style_embedder missing / extra_embedder shape" failure.
+        var v11Folder = Path.Combine(AppContext.BaseDirectory, "Golden", "hunyuan-dit-v11-small");
+        var problems = DiffusersComponent.CheckStateDict(v12, v11Folder);
+        Assert.Equal(2, problems.Count);
+        Assert.Contains(problems, p => p.StartsWith("unexpected tensor 'time_extra_emb.style_embedder.weight' [1, 64]"));
+        Assert.Contains(problems, p => p == "shape mismatch for 'time_extra_emb.extra_embedder.linear_1.weight': file [256, 1640], model [256, 40]");
+        Assert.Throws<InvalidOperationException>(() => DiffusersComponent.LoadStateDict(v12, v12Folder));   // meta: nothing to copy into
+    }
+
+    private static BatchRender.Model.Configuration.HunyuanDiTConfig HunyuanDiTConfigLoad(string folder)
+        => BatchRender.Model.Configuration.HunyuanDiTConfig.Load(folder);
+
+    [Fact]
     public void MissingDirectoryOrWeights_FailWithAClearMessage()
     {
         using var dir = TestDevice.TempDir();

@@ -80,6 +80,13 @@ public static class DiffusersComponent
     }
 
     /// <summary>
+    /// Compares the component's safetensors headers with the module's tensors (names and shapes only, no data read, so
+    /// the module may live on the meta device) and returns every problem; empty when a strict load would succeed.
+    /// </summary>
+    public static IReadOnlyList<string> CheckStateDict(nn.Module module, string componentDirectory, StateDictLoadOptions? options = null)
+        => Plan(module, FindWeightFiles(componentDirectory).Select(SafetensorsFile.ReadHeader).ToList(), options ?? StateDictLoadOptions.Strict).Problems;
+
+    /// <summary>
     /// Loads a component's weights into <paramref name="module"/> strictly: every module tensor (parameters and persistent
     /// buffers) must be in the files with the same shape and every file tensor must belong to the module, else a
     /// <see cref="WeightLoadException"/> lists all problems (checked from the headers before any data is read).
@@ -89,20 +96,33 @@ public static class DiffusersComponent
     public static void LoadStateDict(nn.Module module, string componentDirectory, ScalarType? dtype = null, Device? device = null,
                                      StateDictLoadOptions? options = null)
     {
-        options ??= StateDictLoadOptions.Strict;
         var files = FindWeightFiles(componentDirectory).Select(SafetensorsFile.ReadHeader).ToList();
+        var (problems, plan) = Plan(module, files, options ?? StateDictLoadOptions.Strict);
+        if (problems.Count > 0) throw new WeightLoadException(componentDirectory, problems);
 
         if (device is not null || dtype is not null) MoveTo(module, dtype, device);
         var targets = module.state_dict();
         if (targets.Values.Any(t => t.device_type == DeviceType.META))
             throw new InvalidOperationException("cannot load weights into a module on the meta device; construct it on a real device");
 
+        using var noGrad = torch.no_grad();
+        foreach (var (file, items) in plan)
+        {
+            var byName = items.ToDictionary(i => i.Entry.Name, i => i.Key);
+            file.ReadTensors(items.Select(i => i.Entry), (entry, data) => targets[byName[entry.Name]].copy_(data));
+        }
+    }
+
+    private static (List<string> Problems, List<(SafetensorsFile File, List<(SafetensorsEntry Entry, string Key)> Items)> Plan)
+        Plan(nn.Module module, IReadOnlyList<SafetensorsFile> files, StateDictLoadOptions options)
+    {
+        var targets = module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
         var problems = new List<string>();
-        var plan = new List<(SafetensorsFile File, List<(SafetensorsEntry Entry, Tensor Target)> Items)>();
+        var plan = new List<(SafetensorsFile, List<(SafetensorsEntry, string)>)>();
         var seen = new Dictionary<string, string>();
         foreach (var file in files)
         {
-            var items = new List<(SafetensorsEntry, Tensor)>();
+            var items = new List<(SafetensorsEntry, string)>();
             foreach (var entry in file.Entries)
             {
                 string? key = options.MapFileKey is null ? entry.Name : options.MapFileKey(entry.Name);
@@ -113,36 +133,29 @@ public static class DiffusersComponent
                     continue;
                 }
                 seen[key] = file.Path;
-                if (!targets.TryGetValue(key, out var target))
+                if (!targets.TryGetValue(key, out var shape))
                 {
                     if (options.IgnoreUnexpected?.Invoke(key) != true)
                         problems.Add($"unexpected tensor '{key}' {entry.ShapeText} in {Path.GetFileName(file.Path)} (the model has no such tensor)");
                     continue;
                 }
-                if (!entry.Shape.SequenceEqual(target.shape))
+                if (!entry.Shape.SequenceEqual(shape))
                 {
-                    problems.Add($"shape mismatch for '{key}': file {entry.ShapeText}, model {SafetensorsFile.FormatShape(target.shape)}");
+                    problems.Add($"shape mismatch for '{key}': file {entry.ShapeText}, model {SafetensorsFile.FormatShape(shape)}");
                     continue;
                 }
                 try { SafetensorsFile.ToScalarType(entry.DType); }
                 catch (InvalidDataException e) { problems.Add($"'{key}': {e.Message}"); continue; }
-                items.Add((entry, target));
+                items.Add((entry, key));
             }
             plan.Add((file, items));
         }
-        foreach (var (key, target) in targets.Where(kv => !seen.ContainsKey(kv.Key)).OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        foreach (var (key, shape) in targets.Where(kv => !seen.ContainsKey(kv.Key)).OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             if (options.AllowMissing?.Invoke(key) != true)
-                problems.Add($"missing tensor '{key}' {SafetensorsFile.FormatShape(target.shape)} (not in the weight files)");
+                problems.Add($"missing tensor '{key}' {SafetensorsFile.FormatShape(shape)} (not in the weight files)");
         }
-        if (problems.Count > 0) throw new WeightLoadException(componentDirectory, problems);
-
-        using var noGrad = torch.no_grad();
-        foreach (var (file, items) in plan)
-        {
-            var byName = items.ToDictionary(i => i.Entry.Name, i => i.Target);
-            file.ReadTensors(items.Select(i => i.Entry), (entry, data) => byName[entry.Name].copy_(data));
-        }
+        return (problems, plan);
     }
 
     private static void MoveTo(nn.Module module, ScalarType? dtype, Device? device)

@@ -63,7 +63,7 @@ public sealed class HunyuanDiT2DModel : nn.Module
         => DiffusersComponent.Save(this, componentDirectory, Config.ToJsonObject(), dtype: dtype);
 
     /// <summary>The dtype of the weights (activations follow it).</summary>
-    public ScalarType DType => proj_out.parameters().First().dtype;
+    public ScalarType DType => text_embedding_padding.dtype;
 
     /// <summary>RoPE tables for an image of height x width pixels with this model's head dim and patch size.</summary>
     public (Tensor Cos, Tensor Sin) RotaryTables(int height, int width, int vaeScaleFactor = 8, Device? device = null)
