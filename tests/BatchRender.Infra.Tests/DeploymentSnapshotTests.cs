@@ -68,6 +68,8 @@ public class DeploymentSnapshotTests
         var hostSettings = new[] { "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING" };
         var codeSettings = settings.Where(p => !hostSettings.Contains(p.Key)).ToDictionary(p => p.Key, p => p.Value);
 
+        // App Service (Flex Consumption included) accepts only these characters in setting names.
+        Assert.All(settings.Keys, key => Assert.Matches("^[A-Za-z0-9._]+$", key));
         var problems = codeSettings.Keys.Select(CodeSettings.Problem).OfType<string>().ToList();
         Assert.True(problems.Count == 0, string.Join('\n', problems));
         foreach (var required in CodeSettings.RequiredForFunctions)
@@ -201,6 +203,9 @@ public class DeploymentSnapshotTests
             Assert.Contains(type, diagnostics);
         var cluster = bicep.Predicted(environment, "Microsoft.ContainerService/managedClusters").Single()["properties"]!;
         Assert.True(cluster["addonProfiles"]!["omsagent"]!["enabled"]!.GetValue<bool>(), "Container Insights is off");
+        // With Entra ID auth the agent collects only through a data collection rule associated with the cluster.
+        Assert.Equal("true", cluster["addonProfiles"]!["omsagent"]!["config"]!["useAADAuth"]!.ToString());
+        Assert.Single(bicep.Predicted(environment, "Microsoft.Insights/dataCollectionRuleAssociations"));
         Assert.Empty(bicep.Snapshot(environment)["diagnostics"]!.AsArray());
     }
 
