@@ -176,6 +176,7 @@ public class DeploymentSnapshotTests
             "principalId: Storage Blob Data Owner on Microsoft.Storage/storageAccounts/stfn*",
             "principalId: Storage Blob Data Reader on Microsoft.Storage/storageAccounts/st*/blobServices/default/containers/manifests",
             "principalId: Storage Blob Data Reader on Microsoft.Storage/storageAccounts/st*/blobServices/default/containers/schedules",
+            "principalId: Storage Queue Data Contributor on Microsoft.Storage/storageAccounts/st*",
             "principalId: Storage Queue Data Contributor on Microsoft.Storage/storageAccounts/stfn*",
             "principalId: Storage Table Data Contributor on Microsoft.Storage/storageAccounts/st*/tableServices/default/tables/jobitems",
             "principalId: Storage Table Data Contributor on Microsoft.Storage/storageAccounts/st*/tableServices/default/tables/jobs",
