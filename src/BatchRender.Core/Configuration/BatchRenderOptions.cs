@@ -73,6 +73,12 @@ public sealed class RenderDefaultsOptions
     public string NegativePrompt { get; set; } = "";
     public string Sampler { get; set; } = "ddim";
     public string Quantization { get; set; } = "int8-dynamic";
+    /// <summary>Video items: frames, frames per second and motion scale when the item's <c>video</c> leaves them out.</summary>
+    public int VideoFrames { get; set; } = 16;
+    public int VideoFps { get; set; } = 8;
+    public double VideoMotionScale { get; set; } = 1.0;
+    /// <summary>Inpaint items: strength when the item's <c>inpaint</c> leaves it out.</summary>
+    public double InpaintStrength { get; set; } = 0.8;
 }
 
 /// <summary>One served model: <c>Models:{name}:Path</c> is a diffusers-layout directory.</summary>
