@@ -45,8 +45,15 @@ public sealed class EvalRunner(AttributeAnalyser analyser, EvalRunOptions option
         {
             var frames = set.RenderGroundTruth(prompt);
             using var item = new RenderedItem(frames);
-            var (verdict, video, region, _) = Judge(prompt, item);
-            if (verdict.All && (video?.Direction ?? true) && (region ?? true)) correct++;
+            var (verdict, video, region, outside) = Judge(prompt, item);
+            bool ok = prompt.Kind switch
+            {
+                // A clip's object travels through the cells: judge its motion, and what it is in the last frame.
+                EvalKind.Video => video!.Direction && verdict.Colour && verdict.Shape && verdict.Background && verdict.Style,
+                EvalKind.Inpaint => verdict.All && region == true && outside == true,
+                _ => verdict.All,
+            };
+            if (ok) correct++;
         }
         return set.Prompts.Count == 0 ? 1 : correct / (double)set.Prompts.Count;
     }
