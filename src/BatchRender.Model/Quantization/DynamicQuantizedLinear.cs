@@ -73,11 +73,15 @@ public sealed class DynamicQuantizedFusedLinear : Module<Tensor, Tensor>
     /// <summary>x [..., in] → [..., sum(out)].</summary>
     public override Tensor forward(Tensor x) => _packed.Forward(x);
 
-    /// <summary>x [..., in] → one [..., out_i] view per fused Linear, in construction order.</summary>
+    /// <summary>x [..., in] → one contiguous [..., out_i] per fused Linear, in construction order. Contiguous, so callers
+    /// can <c>view</c> them into heads and attention sees the same layout (and numbers) as from separate Linears.</summary>
     public Tensor[] ForwardSplit(Tensor x)
     {
         using var y = _packed.Forward(x);
-        return y.split(_splits, -1);
+        var views = y.split(_splits, -1);
+        var parts = views.Select(v => v.contiguous()).ToArray();
+        foreach (var v in views) v.Dispose();
+        return parts;
     }
 
     protected override void Dispose(bool disposing)

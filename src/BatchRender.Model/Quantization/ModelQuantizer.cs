@@ -1,5 +1,6 @@
-using System.Reflection;
+using BatchRender.Model.Attention;
 using BatchRender.Model.Pipelines;
+using BatchRender.Model.Transformers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -15,7 +16,7 @@ public sealed record QuantizationOptions
     public Func<string, bool> Include { get; init; } = TransformerBlocks;
     /// <summary>int8 kernel; null = <see cref="Int8Kernels.ChooseFor"/> the layers' device.</summary>
     public Int8KernelKind? Kernel { get; init; }
-    /// <summary>Fuse the groups an <see cref="IFusableProjections"/> module declares (one GEMM for q, k, v).</summary>
+    /// <summary>Run the q/k/v projections that share an input as one int8 GEMM (int8 only).</summary>
     public bool FuseProjections { get; init; } = true;
 
     /// <summary>The Linears of the DiT's transformer blocks (the bulk of its weights and FLOPs).</summary>
@@ -40,10 +41,9 @@ public sealed record QuantizationReport(
 }
 
 /// <summary>
-/// Applies a <see cref="QuantizationMode"/> to a module tree by swapping Linear layers for quantized modules in place:
-/// the field that holds each Linear (typed <c>Module&lt;Tensor, Tensor&gt;</c>; a <c>ModuleList</c> slot or a
-/// <c>Sequential</c> item also works) gets the new module, which is registered under the same name, and the fp32
-/// Linear is disposed.
+/// Applies a <see cref="QuantizationMode"/> to a module tree by swapping Linear layers for quantized modules in place
+/// (<see cref="ModuleSurgery.ReplaceChild"/>: the <c>Module&lt;Tensor, Tensor&gt;</c> field or <c>ModuleList</c> slot that
+/// holds each Linear gets the new module under the same name), and disposing the fp32 Linear.
 /// </summary>
 public static class ModelQuantizer
 {
@@ -86,10 +86,10 @@ public static class ModelQuantizer
             new(requested, applied, kernel, Replaced, Fused, QuantizedBytes, Fp32Bytes, warning);
     }
 
-    private static void Walk(TorchModule parent, string prefix, WalkState state, Func<Linear, TorchModule> quantize, Int8KernelKind? fuseKernel)
+    private static void Walk(TorchModule parent, string prefix, WalkState state, Func<Linear, Module<Tensor, Tensor>> quantize, Int8KernelKind? fuseKernel)
     {
-        if (fuseKernel is { } kernel && state.Options.FuseProjections && parent is IFusableProjections fusable)
-            FuseGroups(parent, fusable, prefix, state, kernel);
+        if (fuseKernel is { } kernel && state.Options.FuseProjections && parent is HunyuanAttention attention)
+            FuseProjections(attention, prefix, state, kernel);
 
         foreach (var (name, child) in parent.named_children().ToList())
         {
@@ -100,7 +100,7 @@ public static class ModelQuantizer
                 state.Fp32Bytes += Fp32Bytes(linear);
                 var replacement = quantize(linear);
                 state.QuantizedBytes += BytesOf(replacement);
-                Replace(parent, name, linear, replacement);
+                ModuleSurgery.ReplaceChild(parent, name, replacement);
                 state.Replaced.Add(fullName);
                 linear.Dispose();
             }
@@ -111,28 +111,46 @@ public static class ModelQuantizer
         }
     }
 
-    private static void FuseGroups(TorchModule parent, IFusableProjections fusable, string prefix, WalkState state, Int8KernelKind kernel)
+    /// <summary>
+    /// One GEMM per input: q, k, v of self-attention all read the hidden states; k and v of cross-attention read the text
+    /// (q reads the hidden states and is quantized alone by the walk). Installed through <see cref="HunyuanAttention.QkvProjection"/>.
+    /// </summary>
+    private static void FuseProjections(HunyuanAttention attention, string prefix, WalkState state, Int8KernelKind kernel)
     {
-        var children = parent.named_children().ToDictionary(c => c.Item1, c => c.Item2);
-        foreach (var group in fusable.FusableGroups)
-        {
-            var names = group.Select(n => prefix.Length == 0 ? n : $"{prefix}.{n}").ToList();
-            var linears = group.Select(n => children.GetValueOrDefault(n) as Linear).ToList();
-            // All or nothing: a group is fused only when every member is a Linear the filter selects.
-            if (linears.Any(l => l is null) || !names.All(state.Options.Include)) continue;
+        string[] group = attention.IsCrossAttention ? ["to_k", "to_v"] : ["to_q", "to_k", "to_v"];
+        var names = group.Select(n => prefix.Length == 0 ? n : $"{prefix}.{n}").ToList();
+        var children = attention.named_children().ToDictionary(c => c.name, c => c.module);
+        var linears = group.Select(n => children.GetValueOrDefault(n) as Linear).ToList();
+        // All or nothing: a group is fused only when every member is a Linear the filter selects.
+        if (linears.Any(l => l is null) || !names.All(state.Options.Include)) return;
 
-            var fused = new DynamicQuantizedFusedLinear(linears!, kernel);
-            fusable.SetFusedProjection(group, fused);
-            state.QuantizedBytes += fused.Bytes;
-            for (int i = 0; i < group.Count; i++)
+        var fused = new DynamicQuantizedFusedLinear(linears!, kernel);
+        attention.register_module("qkv_int8", fused);   // owned (and disposed) with the attention; holds no state-dict entries
+        if (attention.IsCrossAttention)
+        {
+            attention.QkvProjection = (hidden, context) =>
             {
-                state.Fp32Bytes += Fp32Bytes(linears[i]!);
-                Replace(parent, group[i], linears[i]!, new FusedProjectionSlice(fused, i));
-                state.Replaced.Add(names[i]);
-                linears[i]!.Dispose();
-            }
-            state.Fused.Add(string.Join("+", names));
+                var kv = fused.ForwardSplit(context);
+                return (attention.to_q.call(hidden), kv[0], kv[1]);
+            };
         }
+        else
+        {
+            attention.QkvProjection = (hidden, _) =>
+            {
+                var qkv = fused.ForwardSplit(hidden);
+                return (qkv[0], qkv[1], qkv[2]);
+            };
+        }
+        state.QuantizedBytes += fused.Bytes;
+        for (int i = 0; i < group.Length; i++)
+        {
+            state.Fp32Bytes += Fp32Bytes(linears[i]!);
+            ModuleSurgery.ReplaceChild(attention, group[i], new FusedProjectionSlice(fused, i));
+            state.Replaced.Add(names[i]);
+            linears[i]!.Dispose();
+        }
+        state.Fused.Add(string.Join("+", names));
     }
 
     private static long Fp32Bytes(Linear l) => 4 * (l.weight!.NumberOfElements + (l.bias?.NumberOfElements ?? 0));
@@ -146,58 +164,6 @@ public static class ModelQuantizer
 
     private static Device FirstDevice(TorchModule root) =>
         root.parameters().FirstOrDefault()?.device ?? CPU;
-
-    /// <summary>Puts <paramref name="replacement"/> where <paramref name="parent"/> holds <paramref name="old"/>, under the same name.</summary>
-    internal static void Replace(TorchModule parent, string name, TorchModule old, TorchModule replacement)
-    {
-        bool placed = false;
-        for (var type = parent.GetType(); type is not null && type != typeof(TorchModule); type = type.BaseType)
-        {
-            foreach (var field in type.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
-            {
-                if (!ReferenceEquals(field.GetValue(parent), old)) continue;
-                if (!field.FieldType.IsInstanceOfType(replacement))
-                    throw new InvalidOperationException(
-                        $"{parent.GetType().Name}.{field.Name} (module '{name}') is declared {field.FieldType.Name}, which cannot hold a {replacement.GetType().Name}: declare it Module<Tensor, Tensor> so quantization can swap it");
-                field.SetValue(parent, replacement);
-                placed = true;
-            }
-        }
-        placed |= ReplaceInContainer(parent, old, replacement);
-        if (!placed)
-            throw new InvalidOperationException($"cannot find the field of {parent.GetType().Name} that holds module '{name}'");
-
-        var registered = (TorchSharp.Utils.OrderedDict<string, TorchModule>)typeof(TorchModule)
-            .GetField("_internal_submodules", BindingFlags.Instance | BindingFlags.NonPublic)!.GetValue(parent)!;
-        if (registered.ContainsKey(name)) registered[name] = replacement;   // same name, same position
-    }
-
-    private static bool ReplaceInContainer(TorchModule parent, TorchModule old, TorchModule replacement)
-    {
-        if (parent is Sequential)
-        {
-            // Sequential keeps its items in a private list that its forward walks.
-            var items = (System.Collections.IList)typeof(Sequential).GetField("_modules", BindingFlags.Instance | BindingFlags.NonPublic)!.GetValue(parent)!;
-            return SetInList(items, old, replacement, parent);
-        }
-        var type = parent.GetType();
-        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(ModuleList<>))
-            return SetInList((System.Collections.IList)parent, old, replacement, parent);
-        return false;
-    }
-
-    private static bool SetInList(System.Collections.IList list, TorchModule old, TorchModule replacement, TorchModule parent)
-    {
-        var index = -1;
-        for (int i = 0; i < list.Count; i++) if (ReferenceEquals(list[i], old)) { index = i; break; }
-        if (index < 0) return false;
-        try { list[index] = replacement; }
-        catch (ArgumentException e)
-        {
-            throw new InvalidOperationException($"{parent.GetType().Name} holds items of a type that cannot hold a {replacement.GetType().Name}", e);
-        }
-        return true;
-    }
 }
 
 /// <summary>A Linear computed in bf16 (weights stored in bf16), input and output in the caller's dtype.</summary>
