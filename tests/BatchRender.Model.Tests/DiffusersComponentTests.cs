@@ -152,6 +152,19 @@ public class DiffusersComponentTests
         Assert.Throws<InvalidOperationException>(() => DiffusersComponent.LoadStateDict(v12, v12Folder));   // meta: nothing to copy into
     }
 
+    [Fact]
+    public void FromPretrained_ConfigThatDisagreesWithTheWeights_FailsBeforeBuildingTheModel()
+    {
+        using var dir = TestDevice.TempDir();
+        var golden = Path.Combine(AppContext.BaseDirectory, "Golden", "hunyuan-dit-v11-small");
+        File.Copy(Path.Combine(golden, WeightsName), Path.Combine(dir.Path, WeightsName));
+        var config = HunyuanDiTConfigLoad(golden) with { UseStyleCondAndImageMetaSize = false };   // v1.1 weights, v1.2 config
+        File.WriteAllText(Path.Combine(dir.Path, "config.json"), config.ToJsonObject().ToJsonString());
+        var e = Assert.Throws<WeightLoadException>(() => HunyuanDiT2DModel.FromPretrained(dir.Path, TestDevice.Current));
+        Assert.Contains("time_extra_emb.style_embedder.weight", e.Message);
+        Assert.Contains("time_extra_emb.extra_embedder.linear_1.weight", e.Message);
+    }
+
     private static BatchRender.Model.Configuration.HunyuanDiTConfig HunyuanDiTConfigLoad(string folder)
         => BatchRender.Model.Configuration.HunyuanDiTConfig.Load(folder);
 
