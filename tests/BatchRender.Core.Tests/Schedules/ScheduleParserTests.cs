@@ -43,6 +43,18 @@ public sealed class ScheduleParserTests : IDisposable
     }
 
     [Fact]
+    public async Task The_inline_manifest_range_counts_a_byte_order_mark_and_long_whitespace()
+    {
+        var body = Encoding.UTF8.GetBytes("{ \"cron\": \"0 2 * * *\"," + new string(' ', 200_000) + "\"manifest\":   {\"schemaVersion\":1,\"items\":[{\"id\":\"a\",\"prompt\":\"p\"}]}  }");
+        byte[] bytes = [0xEF, 0xBB, 0xBF, .. body];
+        var result = await Parser.ParseAsync(new MemoryStream(bytes), "bom.json");
+
+        Assert.True(result.IsValid, string.Join("\n", result.Problems));
+        var range = result.Schedule!.InlineManifest!;
+        Assert.Equal("{\"schemaVersion\":1,\"items\":[{\"id\":\"a\",\"prompt\":\"p\"}]}", Encoding.UTF8.GetString(bytes, (int)range.Offset, (int)range.Length));
+    }
+
+    [Fact]
     public async Task A_schedule_naming_a_manifest_blob_with_a_Windows_time_zone_id()
     {
         var result = await ParseAsync("""{ "cron": "30 6 * * 1-5", "timeZone": "W. Europe Standard Time", "manifestBlob": "templates/weekday.json" }""", "weekday-morning.json");
