@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Text.Json;
 using System.Text.Json.Serialization;
 
 namespace BatchRender.Core.Messages;
@@ -18,7 +20,21 @@ public sealed record RenderTaskMessage(
     [property: JsonPropertyName("itemId")] string ItemId,
     [property: JsonPropertyName("model")] string Model,
     [property: JsonPropertyName("kind")] string Kind,
-    [property: JsonPropertyName("params")] RenderTaskParams Params);
+    [property: JsonPropertyName("params")] RenderTaskParams Params)
+{
+    /// <summary>
+    /// The stable <c>MessageId</c> (Service Bus duplicate detection; the idempotency key in Storage Queue mode): SHA-256
+    /// of the message's canonical JSON (job, item, model, kind and every resolved parameter, in declaration order),
+    /// 64 lowercase hex digits. The same item of the same job with the same parameters always gets the same id.
+    /// </summary>
+    public string ComputeMessageId() =>
+        Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(this, RenderTaskMessageJsonContext.Default.RenderTaskMessage)));
+}
+
+/// <summary>Source-generated (reflection-free, fixed property order) JSON for the task message.</summary>
+[JsonSerializable(typeof(RenderTaskMessage))]
+[JsonSourceGenerationOptions(WriteIndented = false)]
+public sealed partial class RenderTaskMessageJsonContext : JsonSerializerContext;
 
 public sealed record RenderTaskParams
 {
