@@ -91,6 +91,23 @@ public class HunyuanDiT2DModelTests
         Assert.True((single - a[1..2]).abs().max().item<float>() < 1e-5);
     }
 
+    [Theory]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float16)]
+    public void Forward_InHalfPrecision_RunsWithFp32IslandsAndStaysCloseToFp32(ScalarType dtype)
+    {
+        var config = SmallModels.Config();
+        var model = SmallModels.Build(config);
+        var inputs = SmallModels.RandomInputs(config, batch: 1);
+        var reference = inputs.Run(model);
+        model.to(dtype);
+        Assert.Equal(dtype, model.DType);
+        var half = inputs.Run(model);   // fp32 inputs are cast to the model dtype
+        Assert.Equal(dtype, half.dtype);
+        double error = (half.to(ScalarType.Float32) - reference).abs().max().item<float>() / reference.abs().max().item<float>();
+        Assert.True(error < 0.05, $"relative error {error}");
+    }
+
     [Fact]
     public void Forward_NonSquareLatent_UnpatchifiesTokenVectorsChannelFastest()
     {
@@ -191,5 +208,30 @@ public class HunyuanDiT2DModelTests
         Assert.Same(zero.weight, model.named_parameters().Single(p => p.name == "blocks.1.ff.net.2.weight").parameter);
         Assert.False(before.allclose(inputs.Run(model)));
         Assert.Throws<ArgumentException>(() => ModuleSurgery.Replace(model, "blocks.0.attn1.to_nothing", copy));
+    }
+}
+
+public class QuantizationIntegrationTests
+{
+    [Fact]
+    public void Int8Dynamic_SwapsEveryBlockLinear_FusesQkvAndKv_AndStaysCloseToFp32()
+    {
+        var config = SmallModels.Config(layers: 4);
+        var model = SmallModels.Build(config);
+        var inputs = SmallModels.RandomInputs(config, batch: 2);
+        var reference = inputs.Run(model);
+
+        var report = BatchRender.Model.Quantization.ModelQuantizer.Apply(model, BatchRender.Model.Pipelines.QuantizationMode.Int8Dynamic);
+        Assert.Equal(4 * 2, report.FusedGroups.Count);
+        Assert.Contains("blocks.0.attn1.to_q+blocks.0.attn1.to_k+blocks.0.attn1.to_v", report.FusedGroups);
+        Assert.Contains("blocks.3.attn2.to_k+blocks.3.attn2.to_v", report.FusedGroups);
+        // per block: attn1 q,k,v,out + attn2 q,k,v,out + ff 2 + norm1.linear (+ skip_linear in block 3)
+        Assert.Equal(4 * 11 + 1, report.ReplacedLinears.Count);
+
+        var quantized = inputs.Run(model);
+        double noise = (quantized - reference).pow(2).mean().item<float>();
+        double signal = reference.pow(2).mean().item<float>();
+        double snrDb = 10 * Math.Log10(signal / noise);
+        Assert.True(snrDb > 25, $"int8 vs fp32 SNR {snrDb:F1} dB");
     }
 }

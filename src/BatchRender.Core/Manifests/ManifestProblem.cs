@@ -9,6 +9,13 @@ public sealed record ManifestProblem(
     [property: JsonPropertyName("message")] string Message)
 {
     public override string ToString() => $"{Path}: {Message}";
+
+    /// <summary>The same problem seen from an enclosing document: <c>items[0].id</c> under <c>manifest</c> is
+    /// <c>manifest.items[0].id</c> (a schedule's inline manifest).</summary>
+    public ManifestProblem Under(string parentPath) => this with
+    {
+        Path = Path == "$" ? parentPath : Path.StartsWith('[') ? parentPath + Path : $"{parentPath}.{Path}",
+    };
 }
 
 /// <summary>

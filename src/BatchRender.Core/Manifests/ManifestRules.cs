@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using BatchRender.Core.Configuration;
 using BatchRender.Core.Manifests.Json;
+using Microsoft.Extensions.Configuration;
 
 namespace BatchRender.Core.Manifests;
 
@@ -34,6 +35,23 @@ public sealed class ManifestRules
         var problems = CheckConfiguredDefaults().ToList();
         if (problems.Count > 0)
             throw new InvalidOperationException("The configured render defaults are invalid: " + string.Join("; ", problems));
+    }
+
+    /// <summary>
+    /// The rules from configuration: <c>Limits</c>, <c>Defaults</c> and the names under <c>Models</c> (the same sections
+    /// the workers read). Limits are checked against their [Range]s and the defaults against the manifest rules; either
+    /// failing throws, naming the setting.
+    /// </summary>
+    public static ManifestRules FromConfiguration(IConfiguration configuration)
+    {
+        var limits = configuration.GetSection(ConfigSections.Limits).Get<LimitsOptions>() ?? new LimitsOptions();
+        var results = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+        if (!System.ComponentModel.DataAnnotations.Validator.TryValidateObject(limits, new(limits), results, validateAllProperties: true))
+            throw new InvalidOperationException("The configured limits are invalid: " +
+                                                string.Join("; ", results.Select(r => $"Limits:{string.Join(",", r.MemberNames)}: {r.ErrorMessage}")));
+        var defaults = configuration.GetSection(ConfigSections.Defaults).Get<RenderDefaultsOptions>() ?? new RenderDefaultsOptions();
+        var models = configuration.GetSection(ConfigSections.Models).GetChildren().Select(model => model.Key).ToHashSet(StringComparer.Ordinal);
+        return new ManifestRules(limits, defaults, models);
     }
 
     public LimitsOptions Limits { get; }
@@ -99,21 +117,24 @@ public sealed class ManifestRules
     /// absolute paths, URLs and drive letters (anything with ':'), backslashes, '..', '.' and empty segments, and control
     /// characters, so the path can only name a file at or below the manifest's folder.
     /// </summary>
-    public static string? CheckInputPath(string path)
+    public static string? CheckInputPath(string path) =>
+        CheckRelativePath(path) is { } problem ? problem + "; give a path relative to the manifest's folder, like 'inputs/scene.png'" : null;
+
+    /// <summary>The rules of <see cref="CheckInputPath"/>, without the advice (schedules name blobs with them too).</summary>
+    internal static string? CheckRelativePath(string path)
     {
-        const string form = "give a path relative to the manifest's folder, like 'inputs/scene.png'";
-        if (path.Length == 0) return "must not be empty; " + form;
-        if (path.Length > 1024) return $"is {path.Length} characters long (at most 1024); " + form;
-        if (path.Any(char.IsControl)) return "contains a control character; " + form;
-        if (path.Contains("://", StringComparison.Ordinal)) return "is a URL; " + form;
-        if (path.Contains('\\')) return "contains a backslash ('\\'); use '/' between folders and " + form;
-        if (path.Contains(':')) return "contains ':' (a drive letter or URL scheme); " + form;
-        if (path.StartsWith('/')) return "is an absolute path; " + form;
+        if (path.Length == 0) return "must not be empty";
+        if (path.Length > 1024) return $"is {path.Length} characters long (at most 1024)";
+        if (path.Any(char.IsControl)) return "contains a control character";
+        if (path.Contains("://", StringComparison.Ordinal)) return "is a URL";
+        if (path.Contains('\\')) return "contains a backslash ('\\'), so use '/' between folders";
+        if (path.Contains(':')) return "contains ':' (a drive letter or URL scheme)";
+        if (path.StartsWith('/')) return "is an absolute path";
         foreach (var segment in path.Split('/'))
         {
-            if (segment == "..") return "contains '..', which would leave the manifest's folder; " + form;
-            if (segment == ".") return "contains a '.' segment; " + form;
-            if (segment.Length == 0) return "contains an empty segment ('//' or a trailing '/'); " + form;
+            if (segment == "..") return "contains '..', which would leave the manifest's folder";
+            if (segment == ".") return "contains a '.' segment";
+            if (segment.Length == 0) return "contains an empty segment ('//' or a trailing '/')";
         }
         return null;
     }

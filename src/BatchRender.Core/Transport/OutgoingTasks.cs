@@ -1,29 +1,22 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using BatchRender.Core.Messages;
 using BatchRender.Core.Telemetry;
 
 namespace BatchRender.Core.Transport;
 
-/// <summary>Turns render task messages into transport tasks: body, stable MessageId, jobId/itemId and trace context.</summary>
+/// <summary>Turns render task messages into transport tasks: body, stable MessageId (<see cref="RenderTaskMessage.ComputeMessageId"/>), jobId/itemId and trace context.</summary>
 public static class OutgoingTasks
 {
-    /// <summary>
-    /// The idempotency key: a hash of the message body (job, item and every resolved parameter), so sending the same
-    /// task twice yields the same id, and a changed parameter yields a new one.
-    /// </summary>
-    public static string MessageIdFor(BinaryData body) => Convert.ToHexStringLower(SHA256.HashData(body.ToMemory().Span))[..40];
-
     public static OutgoingTask From(RenderTaskMessage message)
     {
-        var body = BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(message));
+        var body = BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(message, RenderTaskMessageJsonContext.Default.RenderTaskMessage));
         var properties = new Dictionary<string, string>
         {
             [TaskProperties.JobId] = message.JobId,
             [TaskProperties.ItemId] = message.ItemId,
         };
         BatchRenderTelemetry.InjectTraceContext(properties);
-        return new OutgoingTask(MessageIdFor(body), body, properties);
+        return new OutgoingTask(message.ComputeMessageId(), body, properties);
     }
 
     /// <summary>Reads a task body; null when it is not a render task message (the caller dead-letters it).</summary>
@@ -31,7 +24,7 @@ public static class OutgoingTasks
     {
         try
         {
-            var message = JsonSerializer.Deserialize<RenderTaskMessage>(body.ToMemory().Span);
+            var message = JsonSerializer.Deserialize(body.ToMemory().Span, RenderTaskMessageJsonContext.Default.RenderTaskMessage);
             error = message is null || message.JobId is null || message.ItemId is null || message.Params is null
                 ? "the body is not a render task message (jobId, itemId and params are required)"
                 : null;

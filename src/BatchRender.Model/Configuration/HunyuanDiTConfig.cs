@@ -90,7 +90,8 @@ public sealed record HunyuanDiTConfig
                 $"{HiddenSize} must equal num_attention_heads x attention_head_dim = {InnerDim}");
         Require(InChannels > 0, "in_channels", "must be positive");
         Require(PatchSize > 0, "patch_size", "must be positive");
-        Require(NumLayers > 0, "num_layers", "must be positive");
+        // Blocks 0 .. n/2-2 push a skip and blocks n/2+1 .. n-1 pop one: the counts only match for an even n.
+        Require(NumLayers > 0 && NumLayers % 2 == 0, "num_layers", $"{NumLayers} must be positive and even (long skips pair the halves)");
         Require(MlpRatio > 0 && FeedForwardInnerDim > 0, "mlp_ratio", "must give a positive feed-forward width");
         Require(ActivationFn is "gelu-approximate" or "gelu", "activation_fn", $"'{ActivationFn}' is not supported (gelu-approximate or gelu)");
         Require(CrossAttentionDim > 0, "cross_attention_dim", "must be positive");

@@ -49,6 +49,7 @@ internal sealed class JsonTokenStream : IDisposable
     private JsonReaderState _state = new(new JsonReaderOptions { MaxDepth = MaxDepth });
     private readonly byte[] _numberText = new byte[MaxNumberTextBytes];
     private int _numberTextLength;
+    private long _lineCorrection;
     private bool _numberTextTruncated;
 
     public JsonTokenStream(Stream stream, IProblemSink problems, int maxTokenBytes, bool computeHash,
@@ -108,6 +109,7 @@ internal sealed class JsonTokenStream : IDisposable
                 _finished = true;
                 return false;
             }
+            if (_start == 0 && _end == _buffer.Length) DropWhitespace();
             await FillAsync(cancellationToken).ConfigureAwait(false);
         }
     }
@@ -160,6 +162,29 @@ internal sealed class JsonTokenStream : IDisposable
         BytesRead += read;
     }
 
+    /// <summary>
+    /// The reader leaves whitespace between tokens unconsumed until it sees the next token, so a run of whitespace longer
+    /// than the buffer would look like one huge token. When the buffer is full and no token fits, drop the whitespace
+    /// at its start (around a leading ',' or ':'): it carries no meaning. Dropped line breaks are counted so error
+    /// messages keep their line numbers, and absolute offsets are kept right for every byte after the cut.
+    /// </summary>
+    private void DropWhitespace()
+    {
+        var i = _start;
+        while (i < _end && IsWhitespace(_buffer[i])) _lineCorrection += _buffer[i++] == (byte)'\n' ? 1 : 0;
+        _start = i;
+        if (i >= _end || _buffer[i] is not ((byte)',' or (byte)':')) return;
+        var from = i + 1;
+        var to = from;
+        while (to < _end && IsWhitespace(_buffer[to])) _lineCorrection += _buffer[to++] == (byte)'\n' ? 1 : 0;
+        if (to == from) return;
+        Buffer.BlockCopy(_buffer, to, _buffer, from, _end - to);
+        _end -= to - from;
+        _bufferOffset += to - from;
+
+        static bool IsWhitespace(byte b) => b is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r';
+    }
+
     private bool TryReadBuffered()
     {
         var reader = new Utf8JsonReader(_buffer.AsSpan(_start, _end - _start), _eof, _state);
@@ -170,7 +195,7 @@ internal sealed class JsonTokenStream : IDisposable
         }
         catch (JsonException e)
         {
-            throw FormatError(CurrentPath, JsonSyntaxMessages.Describe(e));
+            throw FormatError(CurrentPath, JsonSyntaxMessages.Describe(e, _lineCorrection));
         }
         if (read) Capture(ref reader);
         _start += (int)reader.BytesConsumed;
@@ -331,9 +356,9 @@ internal static partial class JsonSyntaxMessages
     [System.Text.RegularExpressions.GeneratedRegex("'0x[89A-F][0-9A-F]'")]
     private static partial System.Text.RegularExpressions.Regex NonAsciiByte();
 
-    public static string Describe(JsonException e)
+    public static string Describe(JsonException e, long skippedLines = 0)
     {
-        var where = $"line {(e.LineNumber ?? 0) + 1}, column {(e.BytePositionInLine ?? 0) + 1}";
+        var where = $"line {(e.LineNumber ?? 0) + skippedLines + 1}, column {(e.BytePositionInLine ?? 0) + 1}";
         var raw = e.Message;
         var cut = raw.IndexOf(" LineNumber:", StringComparison.Ordinal);
         if (cut >= 0) raw = raw[..cut];
@@ -343,7 +368,7 @@ internal static partial class JsonSyntaxMessages
             raw.Contains("trailing comma", StringComparison.Ordinal) ? "a trailing comma before '}' or ']' is not allowed in JSON" :
             raw.Contains("Expected depth to be zero", StringComparison.Ordinal) ? "the JSON ends before every object and array is closed (is the file truncated?)" :
             raw.Contains("reached end of data", StringComparison.Ordinal) ? "the JSON ends in the middle of a value (is the file truncated?)" :
-            raw.StartsWith("'/' is invalid", StringComparison.Ordinal) || raw.Contains("comment", StringComparison.OrdinalIgnoreCase)
+            raw.StartsWith("'/'", StringComparison.Ordinal) || raw.Contains("comment", StringComparison.OrdinalIgnoreCase)
                 ? "comments ('//' or '/* */') are not allowed in JSON" :
             raw.Contains("after a single JSON value", StringComparison.Ordinal) ? "there is more text after the end of the JSON document" :
             ControlByte().Match(raw) is { Success: true } control && raw.Contains("within a JSON string", StringComparison.Ordinal)
