@@ -1,5 +1,4 @@
 using BatchRender.Model.Embeddings;
-using BatchRender.Model.Quantization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -10,10 +9,10 @@ namespace BatchRender.Model.Attention;
 /// diffusers Attention with HunyuanAttnProcessor2_0: q/k/v projections (bias), per-head LayerNorm on q and k (eps 1e-6),
 /// RoPE on q and k for self-attention and on q only for cross-attention, SDPA without a mask, output projection to_out.0.
 /// The projections are plain modules so another implementation (e.g. int8) can replace them; <see cref="ComputeQkv"/>
-/// is the single place q, k, v are computed, and <see cref="QkvProjection"/> can take it over (e.g. one fused GEMM);
-/// the int8 quantizer does so through <see cref="IFusableProjections"/> (q, k, v of self-attention; k, v of cross-attention).
+/// is the single place q, k, v are computed, and <see cref="QkvProjection"/> can take it over (e.g. one fused GEMM) (the int8 quantizer
+/// installs one fused GEMM for q, k, v of self-attention and k, v of cross-attention).
 /// </summary>
-public sealed class HunyuanAttention : nn.Module, IFusableProjections
+public sealed class HunyuanAttention : nn.Module
 {
     public nn.Module<Tensor, Tensor> to_q;
     public nn.Module<Tensor, Tensor> to_k;
@@ -53,20 +52,6 @@ public sealed class HunyuanAttention : nn.Module, IFusableProjections
         norm_k = nn.LayerNorm(headDim, eps, elementwise_affine: true, device: device, dtype: dtype);
         to_out = nn.Sequential(nn.Linear(inner, queryDim, hasBias: true, device: device, dtype: dtype), nn.Dropout(0.0));
         RegisterComponents();
-    }
-
-    public IReadOnlyList<IReadOnlyList<string>> FusableGroups =>
-        IsCrossAttention ? [["to_k", "to_v"]] : [["to_q", "to_k", "to_v"]];
-
-    /// <summary>Routes <see cref="ComputeQkv"/> through one fused GEMM for the group (the fused module is not a registered child:
-    /// it is derived state, rebuilt from the weights by the quantizer).</summary>
-    public void SetFusedProjection(IReadOnlyList<string> group, DynamicQuantizedFusedLinear fused)
-    {
-        if (!FusableGroups.Any(g => g.SequenceEqual(group)))
-            throw new ArgumentException($"[{string.Join(", ", group)}] is not a fusable group of this attention", nameof(group));
-        QkvProjection = IsCrossAttention
-            ? (hidden, context) => { var kv = fused.ForwardSplit(context); return (to_q.call(hidden), kv[0], kv[1]); }
-            : (hidden, _) => { var qkv = fused.ForwardSplit(hidden); return (qkv[0], qkv[1], qkv[2]); };
     }
 
     /// <summary>to_out.0: [heads * head_dim] -> [query_dim].</summary>
