@@ -110,3 +110,41 @@ public sealed class TelemetryOptions
     public string? OtlpEndpoint { get; set; }
     public string ServiceName { get; set; } = "batchrender";
 }
+
+/// <summary>
+/// The <c>Storage</c> connection, in the Azure Functions format: a connection string as the section's own value
+/// (<c>Storage=UseDevelopmentStorage=true</c>) or as <c>Storage:ConnectionString</c> (Azurite, local); or service URIs
+/// (<c>Storage:blobServiceUri</c>, <c>Storage:queueServiceUri</c>, <c>Storage:tableServiceUri</c>) reached with
+/// managed identity (<c>DefaultAzureCredential</c>) in Azure: no keys in configuration.
+/// </summary>
+public sealed class StorageConnectionOptions : IValidatableObject
+{
+    public string? ConnectionString { get; set; }
+    public Uri? BlobServiceUri { get; set; }
+    public Uri? QueueServiceUri { get; set; }
+    public Uri? TableServiceUri { get; set; }
+
+    public bool UsesConnectionString => !string.IsNullOrWhiteSpace(ConnectionString);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (UsesConnectionString) yield break;
+        if (BlobServiceUri is null || TableServiceUri is null)
+            yield return new ValidationResult(
+                "Storage needs a connection string (Storage, or Storage:ConnectionString) or, for managed identity, " +
+                "Storage:blobServiceUri and Storage:tableServiceUri (and Storage:queueServiceUri with the StorageQueue transport).",
+                [nameof(BlobServiceUri), nameof(TableServiceUri)]);
+    }
+}
+
+/// <summary>
+/// The <c>ServiceBus</c> connection: a connection string (the section's value or <c>ServiceBus:ConnectionString</c>)
+/// or <c>ServiceBus:fullyQualifiedNamespace</c> with managed identity. Needed only with the ServiceBus transport.
+/// </summary>
+public sealed class ServiceBusConnectionOptions
+{
+    public string? ConnectionString { get; set; }
+    public string? FullyQualifiedNamespace { get; set; }
+
+    public bool IsConfigured => !string.IsNullOrWhiteSpace(ConnectionString) || !string.IsNullOrWhiteSpace(FullyQualifiedNamespace);
+}

@@ -166,6 +166,44 @@ public sealed class ResilientBlobWriter
         return Convert.ToHexStringLower(SHA256.HashData(existing.ToMemory().Span)) == sha256;
     }
 
+    /// <summary>
+    /// Writes a large blob create-only from a stream opened afresh for each attempt (uploaded in blocks: memory stays
+    /// flat), identified by its known SHA-256 (<paramref name="sha256"/>, lowercase hex) for the identical-content check.
+    /// </summary>
+    public async Task<BlobWriteResult> WriteStreamAsync(string blobName, Func<CancellationToken, Task<Stream>> open, string sha256,
+        string contentType, CancellationToken cancellationToken = default)
+    {
+        await _containerCreated.Value.WaitAsync(cancellationToken);
+        var blob = _container.GetBlobClient(blobName);
+        var upload = new BlobUploadOptions
+        {
+            HttpHeaders = new BlobHttpHeaders { ContentType = contentType },
+            Metadata = new Dictionary<string, string> { ["sha256"] = sha256 },
+            Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All },
+            TransferOptions = new Azure.Storage.StorageTransferOptions
+            {
+                InitialTransferSize = 4 * 1024 * 1024, MaximumTransferSize = 4 * 1024 * 1024, MaximumConcurrency = 2,
+            },
+        };
+        var outcome = await _pipeline.ExecuteAsync(async ct =>
+        {
+            await using var content = await open(ct);
+            try
+            {
+                await blob.UploadAsync(content, upload, ct);
+                return BlobWriteOutcome.Created;
+            }
+            catch (RequestFailedException e) when (e.Status is 409 or 412)
+            {
+                BlobProperties properties = await blob.GetPropertiesAsync(cancellationToken: ct);
+                if (properties.Metadata.TryGetValue("sha256", out var stored) && stored == sha256) return BlobWriteOutcome.AlreadyIdentical;
+                throw new BlobContentConflictException(blobName);
+            }
+        }, cancellationToken);
+        BatchRenderTelemetry.BlobWrites.Add(1, new KeyValuePair<string, object?>("outcome", outcome.ToString()));
+        return new BlobWriteResult(blobName, outcome, sha256);
+    }
+
     /// <summary>Reads a blob through the same retry pipeline; null when it does not exist.</summary>
     public async Task<BinaryData?> ReadAsync(string blobName, CancellationToken cancellationToken = default)
     {

@@ -178,25 +178,25 @@ public sealed class T5LayerFF : Module<Tensor, Tensor>
 
 public sealed class T5Block : Module<Tensor, Tensor, Tensor>
 {
+    // layer.0 = T5LayerSelfAttention, layer.1 = T5LayerFF (transformers' numbering; the module list is the only reference
+    // kept, so that no second name for the same parameters reaches the state dict).
     private readonly ModuleList<Module> layer;
-    private readonly T5LayerSelfAttention _attention;
-    private readonly T5LayerFF _ff;
 
     public T5Block(T5Config c, bool hasRelativeAttentionBias, Device? device = null, ScalarType? dtype = null) : base(nameof(T5Block))
     {
-        _attention = new T5LayerSelfAttention(c, hasRelativeAttentionBias, device, dtype);
-        _ff = new T5LayerFF(c, device, dtype);
-        layer = ModuleList<Module>(_attention, _ff);
-        register_module(nameof(layer), layer);
+        layer = ModuleList<Module>(new T5LayerSelfAttention(c, hasRelativeAttentionBias, device, dtype), new T5LayerFF(c, device, dtype));
+        RegisterComponents();
     }
 
-    internal T5Attention SelfAttention => _attention.SelfAttention;
+    private T5LayerSelfAttention Attention => (T5LayerSelfAttention)layer[0];
+    private T5LayerFF FeedForward => (T5LayerFF)layer[1];
+    internal T5Attention SelfAttention => Attention.SelfAttention;
 
     public override Tensor forward(Tensor x, Tensor bias)
     {
         using var scope = NewDisposeScope();
-        var h = ClampFp16(_attention.forward(x, bias));
-        return ClampFp16(_ff.forward(h)).MoveToOuterDisposeScope();
+        var h = ClampFp16(Attention.forward(x, bias));
+        return ClampFp16(FeedForward.forward(h)).MoveToOuterDisposeScope();
     }
 
     /// <summary>transformers clamps fp16 activations just below the fp16 maximum after each sub-layer (T5 overflows in
