@@ -139,6 +139,10 @@ public sealed class AzuriteLauncher : IAsyncDisposable
         throw new TimeoutException($"Azurite did not answer on {options.Host}:{string.Join(",", ports)} within {options.StartTimeout}.");
     }
 
+    /// <summary>True when something answers on all three of the configured ports.</summary>
+    public static async Task<bool> IsRunningAsync(AzuriteOptions options, CancellationToken cancellationToken = default) =>
+        await CountListeningAsync(options.Host, [options.BlobPort, options.QueuePort, options.TablePort], cancellationToken) == 3;
+
     /// <summary>The nearest folder above the app or the working directory whose package.json names azurite.</summary>
     public static string? FindRepositoryRoot()
     {

@@ -6,9 +6,10 @@ using BatchRender.Core.Local;
 namespace BatchRender.Core.Tests.Infrastructure;
 
 /// <summary>
-/// A real Azurite for the tests: the running one on 127.0.0.1:10000-10002, or one this test process installs (npm ci
-/// from the repository's package.json) and starts in memory, shared by every test class and stopped when the process
-/// exits. Self-contained so other test projects can link this file (&lt;Compile Include=... Link=... /&gt;).
+/// A real Azurite for the tests: the running one on 127.0.0.1:10000-10002 (as .ci/run starts it), or else one this
+/// test process installs (npm ci from the repository's package.json) and starts in memory on free ports of its own,
+/// shared by every test class and stopped when the process exits. Own ports, so test projects running side by side
+/// never lose an emulator that another test process started and stopped. Self-contained so other test projects can link this file (&lt;Compile Include=... Link=... /&gt;).
 /// Tests isolate themselves with <see cref="UniqueName"/> containers, queues and tables.
 /// Use as <c>IClassFixture&lt;AzuriteFixture&gt;</c>: classes still run in parallel, all on one emulator.
 /// </summary>
@@ -33,8 +34,18 @@ public sealed class AzuriteFixture : IAsyncLifetime
 
     private static async Task<AzuriteLauncher> StartSharedAsync()
     {
-        var launcher = await AzuriteLauncher.StartAsync(new AzuriteOptions { InMemory = true });
+        var standard = new AzuriteOptions { InMemory = true };
+        var launcher = await AzuriteLauncher.IsRunningAsync(standard)
+            ? await AzuriteLauncher.StartAsync(standard)
+            : await AzuriteLauncher.StartAsync(new AzuriteOptions { InMemory = true, BlobPort = FreePort(), QueuePort = FreePort(), TablePort = FreePort() });
         AppDomain.CurrentDomain.ProcessExit += (_, _) => launcher.DisposeAsync().AsTask().GetAwaiter().GetResult();
         return launcher;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
