@@ -250,8 +250,9 @@ var functionsSettings = {
   State__ItemsTable: itemsTable
   State__SchedulesTable: schedulesTable
   // Ingest validates `model` against the models the workers serve; the paths matter only to workers.
+  // App Service setting names allow only letters, digits, '.' and '_': a model whose name has a '-'
+  // (hunyuan-dit-v1.2) cannot be listed here and must come from the Functions package's appsettings.json.
   Models__demo__Path: '/app/models/demo'
-  'Models__hunyuan-dit-v1.2__Path': '/models/hunyuan-dit-v1.2'
 }
 
 module functions 'modules/functions.bicep' = {

@@ -98,8 +98,7 @@ resource cluster 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
         osType: 'Linux'
         osSKU: 'AzureLinux'
         type: 'VirtualMachineScaleSets'
-        // Only system pods here; the worker runs on the GPU pool.
-        nodeTaints: ['CriticalAddonsOnly=true:NoSchedule']
+        // Untainted: the add-ons (KEDA, CSI drivers, monitoring) run here; the worker only on the GPU pool.
       }
       {
         name: gpuPoolName
@@ -116,6 +115,48 @@ resource cluster 'Microsoft.ContainerService/managedClusters@2024-09-01' = {
         nodeLabels: { 'batchrender.io/accelerator': 'nvidia' }
       }
     ]
+  }
+}
+
+// Container Insights with Entra ID auth (useAADAuth) collects through a data collection rule associated with
+// the cluster; without it the agent runs but sends nothing.
+resource containerInsightsRule 'Microsoft.Insights/dataCollectionRules@2022-06-01' = {
+  name: 'MSCI-${location}-${clusterName}'
+  location: location
+  tags: tags
+  kind: 'Linux'
+  properties: {
+    dataSources: {
+      extensions: [
+        {
+          name: 'ContainerInsightsExtension'
+          extensionName: 'ContainerInsights'
+          streams: ['Microsoft-ContainerInsights-Group-Default']
+          extensionSettings: {
+            dataCollectionSettings: {
+              interval: '1m'
+              namespaceFilteringMode: 'Off'
+              enableContainerLogV2: true
+            }
+          }
+        }
+      ]
+    }
+    destinations: {
+      logAnalytics: [{ name: 'workspace', workspaceResourceId: workspaceId }]
+    }
+    dataFlows: [
+      { streams: ['Microsoft-ContainerInsights-Group-Default'], destinations: ['workspace'] }
+    ]
+  }
+}
+
+resource containerInsightsAssociation 'Microsoft.Insights/dataCollectionRuleAssociations@2022-06-01' = {
+  name: 'ContainerInsightsExtension'
+  scope: cluster
+  properties: {
+    dataCollectionRuleId: containerInsightsRule.id
+    description: 'Container Insights for the BatchRender cluster'
   }
 }
 

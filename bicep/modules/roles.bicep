@@ -1,6 +1,7 @@
 // Least-privilege role assignments, each on the narrowest scope that works:
 //   Functions (ingest):  read manifests and schedules, write renders/{job}/_job/*, job-state tables,
-//                        send to the render queue; owner of its own host storage; publish telemetry.
+//                        send to the render queue, the blob trigger's poison queue; owner of its own host
+//                        storage; publish telemetry.
 //   Worker (AKS pods):   receive from the render queue, write renders, read manifests (inpaint inputs),
 //                        job-state tables.
 //   KEDA (scaler):       read the queue's message count. That call is the Service Bus management API
@@ -203,6 +204,18 @@ resource functionsSend 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: functionsPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.serviceBusDataSender)
+  }
+}
+
+// The blob trigger (connection "Storage") moves a manifest that keeps failing to its poison queue
+// (webjobs-blobtrigger-poison) in the same account as the blob.
+resource functionsTriggerPoisonQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionAppName, role.storageQueueDataContributor)
+  scope: storage
+  properties: {
+    principalId: functionsPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.storageQueueDataContributor)
   }
 }
 

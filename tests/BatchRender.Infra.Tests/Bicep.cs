@@ -52,17 +52,66 @@ internal static class Bicep
         var buildParams = ParamFiles.Select(f => Run("build-params", f, "--stdout")).ToList();
         // `lint` of main.bicep covers its modules; build-params reports the parameter files' own diagnostics.
         var lints = new[] { MainFile }.Select(f => Run("lint", f)).ToList();
+        var snapshots = SnapshotEnvironments.Select(env => SnapshotAsync(cli, env)).ToList();
         await Task.WhenAll([build, .. buildParams, .. lints]);
 
         return new BicepResults(
             build.Result,
             buildParams.Select(t => t.Result).ToList(),
-            lints.Select(t => t.Result).ToList());
+            lints.Select(t => t.Result).ToList(),
+            SnapshotEnvironments.Zip(await Task.WhenAll(snapshots)).ToDictionary(p => p.First, p => p.Second));
     }
+
+    /// <summary>Environments whose deployment is predicted with `bicep snapshot` (bicep/env/{name}.bicepparam).</summary>
+    public static readonly string[] SnapshotEnvironments = ["dev", "prod"];
+
+    /// <summary>
+    /// `bicep snapshot` evaluates the template with an environment's parameters, offline, into the resources a
+    /// deployment would create (names, properties, role assignment scopes), leaving only values known after
+    /// deployment (module outputs, keys) as expressions. It writes next to the parameter file, so it runs on a copy.
+    /// </summary>
+    private static async Task<JsonObject> SnapshotAsync(string cli, string environment)
+    {
+        var temp = Directory.CreateTempSubdirectory("batchrender-bicep-");
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(Repo.Path("bicep"), "*", SearchOption.AllDirectories))
+            {
+                var target = System.IO.Path.Combine(temp.FullName, System.IO.Path.GetRelativePath(Repo.Path("bicep"), file));
+                Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
+                File.Copy(file, target);
+            }
+            var paramFile = System.IO.Path.Combine(temp.FullName, "env", $"{environment}.bicepparam");
+            var result = await ProcessRunner.RunAsync(cli,
+                ["snapshot", paramFile, "--mode", "overwrite", "--subscription-id", SampleSubscriptionId,
+                 "--tenant-id", SampleTenantId, "--location", "eastus2"],
+                temp.FullName, TimeSpan.FromMinutes(3));
+            var snapshotFile = System.IO.Path.ChangeExtension(paramFile, ".snapshot.json");
+            if (result.ExitCode != 0 || !File.Exists(snapshotFile))
+                throw new InvalidOperationException(result.Describe($"bicep snapshot env/{environment}.bicepparam"));
+            return JsonNode.Parse(await File.ReadAllTextAsync(snapshotFile))!.AsObject();
+        }
+        finally
+        {
+            temp.Delete(recursive: true);
+        }
+    }
+
+    public const string SampleSubscriptionId = "00000000-0000-0000-0000-00000000000a";
+    public const string SampleTenantId = "00000000-0000-0000-0000-00000000000b";
 }
 
-internal sealed class BicepResults(BicepRun build, IReadOnlyList<BicepRun> buildParams, IReadOnlyList<BicepRun> lints)
+internal sealed class BicepResults(BicepRun build, IReadOnlyList<BicepRun> buildParams, IReadOnlyList<BicepRun> lints,
+    IReadOnlyDictionary<string, JsonObject> snapshots)
 {
+    /// <summary>The predicted deployment of bicep/env/{environment}.bicepparam.</summary>
+    public JsonObject Snapshot(string environment) => snapshots[environment];
+
+    /// <summary>Predicted resources of a type in an environment.</summary>
+    public IReadOnlyList<JsonObject> Predicted(string environment, string type) =>
+        Snapshot(environment)["predictedResources"]!.AsArray().Select(r => r!.AsObject())
+            .Where(r => r["type"]!.ToString() == type).ToList();
+
     public BicepRun Build { get; } = build;
     public IReadOnlyList<BicepRun> BuildParams { get; } = buildParams;
     public IReadOnlyList<BicepRun> Lints { get; } = lints;

@@ -106,6 +106,21 @@ public class DiffusersComponentTests
     }
 
     [Fact]
+    public void Save_WithMaxShardBytes_WritesShardsAndIndex_ThatLoadBack()
+    {
+        using var dir = TestDevice.TempDir();
+        var model = SmallModels.Build(SmallModels.Config());
+        model.SavePretrained(dir.Path);                                  // a single file first: replaced by the shards
+        DiffusersComponent.Save(model, dir.Path, model.Config.ToJsonObject(), maxShardBytes: 64 * 1024);
+        var files = DiffusersComponent.FindWeightFiles(dir.Path);
+        Assert.True(files.Count > 2, $"{files.Count} shards");
+        Assert.Equal($"diffusion_pytorch_model-00001-of-{files.Count:D5}.safetensors", Path.GetFileName(files[0]));
+        Assert.False(File.Exists(Path.Combine(dir.Path, WeightsName)));
+        var loaded = HunyuanDiT2DModel.FromPretrained(dir.Path, TestDevice.Current);
+        foreach (var (key, t) in loaded.state_dict()) Assert.True(model.state_dict()[key].eq(t).all().item<bool>(), key);
+    }
+
+    [Fact]
     public void ModelHash_IsTheFileSha256_StableAndChangesWithTheWeights()
     {
         using var dir = TestDevice.TempDir();
@@ -137,8 +152,42 @@ public class DiffusersComponentTests
         Assert.Throws<InvalidOperationException>(() => DiffusersComponent.LoadStateDict(v12, v12Folder));   // meta: nothing to copy into
     }
 
+    [Fact]
+    public void FromPretrained_ConfigThatDisagreesWithTheWeights_FailsBeforeBuildingTheModel()
+    {
+        using var dir = TestDevice.TempDir();
+        var golden = Path.Combine(AppContext.BaseDirectory, "Golden", "hunyuan-dit-v11-small");
+        File.Copy(Path.Combine(golden, WeightsName), Path.Combine(dir.Path, WeightsName));
+        var config = HunyuanDiTConfigLoad(golden) with { UseStyleCondAndImageMetaSize = false };   // v1.1 weights, v1.2 config
+        File.WriteAllText(Path.Combine(dir.Path, "config.json"), config.ToJsonObject().ToJsonString());
+        var e = Assert.Throws<WeightLoadException>(() => HunyuanDiT2DModel.FromPretrained(dir.Path, TestDevice.Current));
+        Assert.Contains("time_extra_emb.style_embedder.weight", e.Message);
+        Assert.Contains("time_extra_emb.extra_embedder.linear_1.weight", e.Message);
+    }
+
     private static BatchRender.Model.Configuration.HunyuanDiTConfig HunyuanDiTConfigLoad(string folder)
         => BatchRender.Model.Configuration.HunyuanDiTConfig.Load(folder);
+
+    [Fact]
+    public void PipelineHash_CoversEveryComponentsWeights_AndNothingElse()
+    {
+        using var dir = TestDevice.TempDir();
+        var model = SmallModels.Build(SmallModels.Config());
+        model.SavePretrained(Path.Combine(dir.Path, "transformer"));
+        var other = SmallModels.Build(SmallModels.Config(), seed: 7);
+        DiffusersComponent.Save(other, Path.Combine(dir.Path, "text_encoder"), new JsonObject(), "model.safetensors");
+        Directory.CreateDirectory(Path.Combine(dir.Path, "tokenizer"));
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer", "vocab.txt"), "a");
+        var hash = DiffusersComponent.ComputePipelineHash(dir.Path);
+        Assert.Matches("^[0-9a-f]{64}$", hash);
+
+        File.WriteAllText(Path.Combine(dir.Path, "tokenizer", "vocab.txt"), "b");        // not weights: same hash
+        File.WriteAllText(Path.Combine(dir.Path, "transformer", "config.json"), "{}");
+        Assert.Equal(hash, DiffusersComponent.ComputePipelineHash(dir.Path));
+        using (torch.no_grad()) other.proj_out.parameters().First().add_(1e-3);             // a component's weights: new hash
+        DiffusersComponent.Save(other, Path.Combine(dir.Path, "text_encoder"), new JsonObject(), "model.safetensors");
+        Assert.NotEqual(hash, DiffusersComponent.ComputePipelineHash(dir.Path));
+    }
 
     [Fact]
     public void MissingDirectoryOrWeights_FailWithAClearMessage()

@@ -210,3 +210,28 @@ public class HunyuanDiT2DModelTests
         Assert.Throws<ArgumentException>(() => ModuleSurgery.Replace(model, "blocks.0.attn1.to_nothing", copy));
     }
 }
+
+public class QuantizationIntegrationTests
+{
+    [Fact]
+    public void Int8Dynamic_SwapsEveryBlockLinear_FusesQkvAndKv_AndStaysCloseToFp32()
+    {
+        var config = SmallModels.Config(layers: 4);
+        var model = SmallModels.Build(config);
+        var inputs = SmallModels.RandomInputs(config, batch: 2);
+        var reference = inputs.Run(model);
+
+        var report = BatchRender.Model.Quantization.ModelQuantizer.Apply(model, BatchRender.Model.Pipelines.QuantizationMode.Int8Dynamic);
+        Assert.Equal(4 * 2, report.FusedGroups.Count);
+        Assert.Contains("blocks.0.attn1.to_q+blocks.0.attn1.to_k+blocks.0.attn1.to_v", report.FusedGroups);
+        Assert.Contains("blocks.3.attn2.to_k+blocks.3.attn2.to_v", report.FusedGroups);
+        // per block: attn1 q,k,v,out + attn2 q,k,v,out + ff 2 + norm1.linear (+ skip_linear in block 3)
+        Assert.Equal(4 * 11 + 1, report.ReplacedLinears.Count);
+
+        var quantized = inputs.Run(model);
+        double noise = (quantized - reference).pow(2).mean().item<float>();
+        double signal = reference.pow(2).mean().item<float>();
+        double snrDb = 10 * Math.Log10(signal / noise);
+        Assert.True(snrDb > 25, $"int8 vs fp32 SNR {snrDb:F1} dB");
+    }
+}

@@ -106,7 +106,7 @@ public class ModuleTests
         q = HunyuanRotaryEmbedding.Apply(q, cos, sin);
         if (ropeOnKey) k = HunyuanRotaryEmbedding.Apply(k, cos, sin);
         var w = torch.softmax(q.matmul(k.transpose(-1, -2)) / Math.Sqrt(hd), -1);
-        return attn.to_out[0].call(w.matmul(v).transpose(1, 2).reshape(b, -1, heads * hd));
+        return attn.OutProjection.call(w.matmul(v).transpose(1, 2).reshape(b, -1, heads * hd));
     }
 
     [Fact]
@@ -124,6 +124,9 @@ public class ModuleTests
         Assert.Equal([2L, 24, 32], output.shape);
         AssertClose(ReferenceAttention(cross, h, ctx, cos, sin, ropeOnKey: false), output);
         Assert.Throws<ArgumentException>(() => cross.forward(h));
+        Assert.Throws<ArgumentException>(() => cross.forward(h, ctx[.., .., 0..20], (cos, sin)));      // context width
+        Assert.Throws<ArgumentException>(() => self.forward(h[.., 0..10], rope: (cos, sin)));           // rope rows != tokens
+        Assert.Throws<ArgumentException>(() => self.forward(torch.randn([2, 24, 30]).to(D)));           // query width
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using BatchRender.Core.Configuration;
 using BatchRender.Core.Manifests.Json;
+using Microsoft.Extensions.Configuration;
 
 namespace BatchRender.Core.Manifests;
 
@@ -34,6 +35,23 @@ public sealed class ManifestRules
         var problems = CheckConfiguredDefaults().ToList();
         if (problems.Count > 0)
             throw new InvalidOperationException("The configured render defaults are invalid: " + string.Join("; ", problems));
+    }
+
+    /// <summary>
+    /// The rules from configuration: <c>Limits</c>, <c>Defaults</c> and the names under <c>Models</c> (the same sections
+    /// the workers read). Limits are checked against their [Range]s and the defaults against the manifest rules; either
+    /// failing throws, naming the setting.
+    /// </summary>
+    public static ManifestRules FromConfiguration(IConfiguration configuration)
+    {
+        var limits = configuration.GetSection(ConfigSections.Limits).Get<LimitsOptions>() ?? new LimitsOptions();
+        var results = new List<System.ComponentModel.DataAnnotations.ValidationResult>();
+        if (!System.ComponentModel.DataAnnotations.Validator.TryValidateObject(limits, new(limits), results, validateAllProperties: true))
+            throw new InvalidOperationException("The configured limits are invalid: " +
+                                                string.Join("; ", results.Select(r => $"Limits:{string.Join(",", r.MemberNames)}: {r.ErrorMessage}")));
+        var defaults = configuration.GetSection(ConfigSections.Defaults).Get<RenderDefaultsOptions>() ?? new RenderDefaultsOptions();
+        var models = configuration.GetSection(ConfigSections.Models).GetChildren().Select(model => model.Key).ToHashSet(StringComparer.Ordinal);
+        return new ManifestRules(limits, defaults, models);
     }
 
     public LimitsOptions Limits { get; }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using BatchRender.Core.Manifests;
 using BatchRender.Core.Manifests.Json;
 using Cronos;
@@ -180,6 +179,7 @@ public sealed class ScheduleParser(ManifestRules rules)
 /// <summary>A read-only window of <c>length</c> bytes over a stream, from its current position.</summary>
 internal sealed class StreamSlice(Stream inner, long length) : Stream
 {
+    private readonly long _length = length;
     private long _left = length;
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
@@ -206,8 +206,8 @@ internal sealed class StreamSlice(Stream inner, long length) : Stream
     public override bool CanRead => true;
     public override bool CanSeek => false;
     public override bool CanWrite => false;
-    public override long Length => length;
-    public override long Position { get => length - _left; set => throw new NotSupportedException(); }
+    public override long Length => _length;
+    public override long Position { get => _length - _left; set => throw new NotSupportedException(); }
     public override void Flush() { }
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();

@@ -28,12 +28,12 @@ public sealed class GeluProjection : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>
-/// diffusers FeedForward: net = [GELU projection (net.0.proj), Dropout (net.1), Linear (net.2)]. The two Linears are plain
-/// modules (see <see cref="ProjIn"/>, <see cref="ProjOut"/>) so another implementation can replace them.
+/// diffusers FeedForward: net = [GELU projection (net.0.proj), Dropout (net.1), Linear (net.2)] (a Sequential, whose items
+/// the quantizer can swap); see <see cref="ProjIn"/> and <see cref="ProjOut"/> for the two Linears.
 /// </summary>
 public sealed class FeedForward : nn.Module<Tensor, Tensor>
 {
-    public ModuleList<nn.Module<Tensor, Tensor>> net;
+    public Sequential net;
 
     public FeedForward(long dim, long innerDim, string activationFn = "gelu-approximate", Device? device = null, ScalarType? dtype = null)
         : base(nameof(FeedForward))
@@ -44,7 +44,7 @@ public sealed class FeedForward : nn.Module<Tensor, Tensor>
             "gelu" => false,
             _ => throw new ArgumentException($"unsupported activation_fn '{activationFn}' (gelu-approximate or gelu)", nameof(activationFn)),
         };
-        net = nn.ModuleList<nn.Module<Tensor, Tensor>>(
+        net = nn.Sequential(
             new GeluProjection(dim, innerDim, tanh, device, dtype),
             nn.Dropout(0.0),
             nn.Linear(innerDim, dim, hasBias: true, device: device, dtype: dtype));
@@ -54,12 +54,7 @@ public sealed class FeedForward : nn.Module<Tensor, Tensor>
     /// <summary>ff.net.0.proj: [dim] -> [inner].</summary>
     public nn.Module<Tensor, Tensor> ProjIn => ((GeluProjection)net[0]).proj;
     /// <summary>ff.net.2: [inner] -> [dim].</summary>
-    public nn.Module<Tensor, Tensor> ProjOut => net[2];
+    public nn.Module<Tensor, Tensor> ProjOut => (nn.Module<Tensor, Tensor>)net[2];
 
-    public override Tensor forward(Tensor x)
-    {
-        using var scope = torch.NewDisposeScope();
-        foreach (var layer in net) x = layer.call(x);
-        return x.MoveToOuterDisposeScope();
-    }
+    public override Tensor forward(Tensor x) => net.call(x);
 }

@@ -9,7 +9,8 @@ namespace BatchRender.Model.Attention;
 /// diffusers Attention with HunyuanAttnProcessor2_0: q/k/v projections (bias), per-head LayerNorm on q and k (eps 1e-6),
 /// RoPE on q and k for self-attention and on q only for cross-attention, SDPA without a mask, output projection to_out.0.
 /// The projections are plain modules so another implementation (e.g. int8) can replace them; <see cref="ComputeQkv"/>
-/// is the single place q, k, v are computed, and <see cref="QkvProjection"/> can take it over (e.g. one fused GEMM).
+/// is the single place q, k, v are computed, and <see cref="QkvProjection"/> can take it over (e.g. one fused GEMM) (the int8 quantizer
+/// installs one fused GEMM for q, k, v of self-attention and k, v of cross-attention).
 /// </summary>
 public sealed class HunyuanAttention : nn.Module
 {
@@ -19,7 +20,7 @@ public sealed class HunyuanAttention : nn.Module
     public LayerNorm norm_q;
     public LayerNorm norm_k;
     /// <summary>[Linear (to_out.0), Dropout(0) (to_out.1)], as diffusers names them.</summary>
-    public ModuleList<nn.Module<Tensor, Tensor>> to_out;
+    public Sequential to_out;
 
     public int Heads { get; }
     public int HeadDim { get; }
@@ -49,10 +50,12 @@ public sealed class HunyuanAttention : nn.Module
         to_v = nn.Linear(CrossAttentionDim, inner, hasBias: true, device: device, dtype: dtype);
         norm_q = nn.LayerNorm(headDim, eps, elementwise_affine: true, device: device, dtype: dtype);
         norm_k = nn.LayerNorm(headDim, eps, elementwise_affine: true, device: device, dtype: dtype);
-        to_out = nn.ModuleList<nn.Module<Tensor, Tensor>>(
-            nn.Linear(inner, queryDim, hasBias: true, device: device, dtype: dtype), nn.Dropout(0.0));
+        to_out = nn.Sequential(nn.Linear(inner, queryDim, hasBias: true, device: device, dtype: dtype), nn.Dropout(0.0));
         RegisterComponents();
     }
+
+    /// <summary>to_out.0: [heads * head_dim] -> [query_dim].</summary>
+    public nn.Module<Tensor, Tensor> OutProjection => (nn.Module<Tensor, Tensor>)to_out[0];
 
     /// <summary>q from the hidden states, k and v from the context (the hidden states for self-attention).</summary>
     public (Tensor Query, Tensor Key, Tensor Value) ComputeQkv(Tensor hiddenStates, Tensor context)
@@ -67,13 +70,24 @@ public sealed class HunyuanAttention : nn.Module
     {
         if (IsCrossAttention != encoderHiddenStates is not null)
             throw new ArgumentException(IsCrossAttention ? "cross-attention needs encoder hidden states" : "self-attention takes no encoder hidden states");
+        // Shape errors inside libtorch's matmul abort the process, so check here.
+        if (hiddenStates.ndim != 3 || hiddenStates.shape[2] != QueryDim)
+            throw new ArgumentException($"hidden states must be [B, N, {QueryDim}], got [{string.Join(", ", hiddenStates.shape)}]", nameof(hiddenStates));
+        if (encoderHiddenStates is not null && (encoderHiddenStates.ndim != 3 || encoderHiddenStates.shape[0] != hiddenStates.shape[0]
+                                                || encoderHiddenStates.shape[2] != CrossAttentionDim))
+            throw new ArgumentException($"encoder hidden states must be [{hiddenStates.shape[0]}, M, {CrossAttentionDim}], got [{string.Join(", ", encoderHiddenStates.shape)}]",
+                                        nameof(encoderHiddenStates));
+        if (rope is { } table && (table.Cos.ndim != 2 || table.Cos.shape[0] != hiddenStates.shape[1] || table.Cos.shape[1] != HeadDim
+                                  || !table.Sin.shape.SequenceEqual(table.Cos.shape)))
+            throw new ArgumentException($"rope tables must be [{hiddenStates.shape[1]}, {HeadDim}], got cos [{string.Join(", ", table.Cos.shape)}], sin [{string.Join(", ", table.Sin.shape)}]",
+                                        nameof(rope));
         using var scope = torch.NewDisposeScope();
         long b = hiddenStates.shape[0];
         var context = encoderHiddenStates ?? hiddenStates;
         var (q, k, v) = ComputeQkv(hiddenStates, context);
-        q = q.view(b, -1, Heads, HeadDim).transpose(1, 2);   // [B, H, N, hd]
-        k = k.view(b, -1, Heads, HeadDim).transpose(1, 2);   // [B, H, M, hd]
-        v = v.view(b, -1, Heads, HeadDim).transpose(1, 2);
+        q = q.reshape(b, -1, Heads, HeadDim).transpose(1, 2);   // [B, H, N, hd]
+        k = k.reshape(b, -1, Heads, HeadDim).transpose(1, 2);   // [B, H, M, hd]
+        v = v.reshape(b, -1, Heads, HeadDim).transpose(1, 2);
         q = norm_q.call(q);
         k = norm_k.call(k);
         if (rope is { } r)
@@ -83,7 +97,6 @@ public sealed class HunyuanAttention : nn.Module
         }
         var attended = nn.functional.scaled_dot_product_attention(q, k, v);        // [B, H, N, hd]
         var merged = attended.transpose(1, 2).reshape(b, -1, (long)Heads * HeadDim);
-        foreach (var layer in to_out) merged = layer.call(merged);
-        return merged.MoveToOuterDisposeScope();
+        return to_out.call(merged).MoveToOuterDisposeScope();
     }
 }

@@ -186,27 +186,98 @@ public static class DiffusersComponent
     }
 
     /// <summary>
-    /// Writes a component folder: config.json and the module's state dict as one safetensors file
-    /// (<paramref name="weightsFileName"/>), optionally cast to <paramref name="dtype"/>. Files are written through temporaries
-    /// and renamed into place.
+    /// Writes a component folder: config.json and the module's state dict (sorted keys), optionally cast to
+    /// <paramref name="dtype"/>, as one safetensors file named <paramref name="weightsFileName"/>, or, when it would exceed
+    /// <paramref name="maxShardBytes"/>, as shards <c>stem-0000i-of-0000n.safetensors</c> plus <c>weightsFileName.index.json</c>
+    /// (the transformers/diffusers layout). Every file goes through a temporary and is renamed into place; the other layout's
+    /// files of the same name are removed so the folder never holds both.
     /// </summary>
     public static void Save(nn.Module module, string componentDirectory, JsonObject config,
-                            string weightsFileName = "diffusion_pytorch_model.safetensors", ScalarType? dtype = null)
+                            string weightsFileName = "diffusion_pytorch_model.safetensors", ScalarType? dtype = null,
+                            long? maxShardBytes = null)
     {
         Directory.CreateDirectory(componentDirectory);
+        var metadata = new Dictionary<string, string> { ["format"] = "pt" };
+        var indexPath = Path.Combine(componentDirectory, weightsFileName + ".index.json");
+        var singlePath = Path.Combine(componentDirectory, weightsFileName);
         using (var scope = torch.NewDisposeScope())
         {
-            var tensors = module.state_dict()
-                .OrderBy(kv => kv.Key, StringComparer.Ordinal)
-                .Select(kv => KeyValuePair.Create(kv.Key,
-                    dtype is { } t && kv.Value.is_floating_point() ? kv.Value.to(t) : kv.Value));
-            SafetensorsFile.Write(Path.Combine(componentDirectory, weightsFileName), tensors,
-                                  new Dictionary<string, string> { ["format"] = "pt" });
+            var tensors = module.state_dict().OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                .Select(kv => KeyValuePair.Create(kv.Key, dtype is { } t && kv.Value.is_floating_point() ? kv.Value.to(t) : kv.Value))
+                .ToList();
+            static long Bytes(Tensor t) => t.NumberOfElements * t.ElementSize;
+            long total = tensors.Sum(kv => Bytes(kv.Value));
+            if (maxShardBytes is not { } max || total <= max)
+            {
+                SafetensorsFile.Write(singlePath, tensors, metadata);
+                if (File.Exists(indexPath)) File.Delete(indexPath);
+            }
+            else
+            {
+                var shards = new List<List<KeyValuePair<string, Tensor>>> { new() };
+                long current = 0;
+                foreach (var kv in tensors)
+                {
+                    if (current > 0 && current + Bytes(kv.Value) > max) { shards.Add([]); current = 0; }
+                    shards[^1].Add(kv);
+                    current += Bytes(kv.Value);
+                }
+                string stem = weightsFileName.EndsWith(".safetensors") ? weightsFileName[..^".safetensors".Length] : weightsFileName;
+                var weightMap = new JsonObject();
+                for (int i = 0; i < shards.Count; i++)
+                {
+                    string name = $"{stem}-{i + 1:D5}-of-{shards.Count:D5}.safetensors";
+                    SafetensorsFile.Write(Path.Combine(componentDirectory, name), shards[i], metadata);
+                    foreach (var kv in shards[i]) weightMap[kv.Key] = name;
+                }
+                var index = new JsonObject { ["metadata"] = new JsonObject { ["total_size"] = total }, ["weight_map"] = weightMap };
+                WriteTextAtomically(indexPath, index.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+                if (File.Exists(singlePath)) File.Delete(singlePath);
+            }
         }
-        var configPath = Path.Combine(componentDirectory, ConfigFileName);
-        var temp = configPath + ".tmp";
-        File.WriteAllText(temp, config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-        File.Move(temp, configPath, overwrite: true);
+        WriteTextAtomically(Path.Combine(componentDirectory, ConfigFileName),
+                            config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    private static void WriteTextAtomically(string path, string text)
+    {
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, text);
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// SHA-256 (lower-case hex) over every component's weight files of a whole diffusers model directory: for each component
+    /// folder with weights (ordinal order) and each of its weight files (<see cref="FindWeightFiles"/> order), the relative
+    /// path "component/file" and a NUL byte, then the file's bytes. Stable across machines and copies; configs, tokenizers
+    /// and timestamps do not enter it.
+    /// </summary>
+    public static string ComputePipelineHash(string modelDirectory)
+    {
+        if (!Directory.Exists(modelDirectory)) throw new DirectoryNotFoundException($"model directory not found: {modelDirectory}");
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var buffer = new byte[1 << 20];
+        int components = 0;
+        foreach (var component in Directory.GetDirectories(modelDirectory).Order(StringComparer.Ordinal))
+        {
+            if (!WeightFileNames.Any(n => File.Exists(Path.Combine(component, n)) || File.Exists(Path.Combine(component, n + ".index.json")))
+                && Directory.GetFiles(component, "*.safetensors.index.json").Length != 1) continue;
+            components++;
+            foreach (var file in FindWeightFiles(component))
+            {
+                hash.AppendData(Encoding.UTF8.GetBytes($"{Path.GetFileName(component)}/{Path.GetFileName(file)}\0"));
+                AppendFile(hash, file, buffer);
+            }
+        }
+        if (components == 0) throw new FileNotFoundException($"{modelDirectory}: no component folder with safetensors weights");
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    private static void AppendFile(IncrementalHash hash, string file, byte[] buffer)
+    {
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        int read;
+        while ((read = stream.Read(buffer)) > 0) hash.AppendData(buffer, 0, read);
     }
 
     /// <summary>
@@ -217,12 +288,7 @@ public static class DiffusersComponent
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[1 << 20];
-        foreach (var file in FindWeightFiles(componentDirectory))
-        {
-            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
-            int read;
-            while ((read = stream.Read(buffer)) > 0) hash.AppendData(buffer, 0, read);
-        }
+        foreach (var file in FindWeightFiles(componentDirectory)) AppendFile(hash, file, buffer);
         return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 }

@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using BatchRender.Model.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -178,25 +180,25 @@ public sealed class T5LayerFF : Module<Tensor, Tensor>
 
 public sealed class T5Block : Module<Tensor, Tensor, Tensor>
 {
+    // layer.0 = T5LayerSelfAttention, layer.1 = T5LayerFF (transformers' numbering; the module list is the only reference
+    // kept, so that no second name for the same parameters reaches the state dict).
     private readonly ModuleList<Module> layer;
-    private readonly T5LayerSelfAttention _attention;
-    private readonly T5LayerFF _ff;
 
     public T5Block(T5Config c, bool hasRelativeAttentionBias, Device? device = null, ScalarType? dtype = null) : base(nameof(T5Block))
     {
-        _attention = new T5LayerSelfAttention(c, hasRelativeAttentionBias, device, dtype);
-        _ff = new T5LayerFF(c, device, dtype);
-        layer = ModuleList<Module>(_attention, _ff);
-        register_module(nameof(layer), layer);
+        layer = ModuleList<Module>(new T5LayerSelfAttention(c, hasRelativeAttentionBias, device, dtype), new T5LayerFF(c, device, dtype));
+        RegisterComponents();
     }
 
-    internal T5Attention SelfAttention => _attention.SelfAttention;
+    private T5LayerSelfAttention Attention => (T5LayerSelfAttention)layer[0];
+    private T5LayerFF FeedForward => (T5LayerFF)layer[1];
+    internal T5Attention SelfAttention => Attention.SelfAttention;
 
     public override Tensor forward(Tensor x, Tensor bias)
     {
         using var scope = NewDisposeScope();
-        var h = ClampFp16(_attention.forward(x, bias));
-        return ClampFp16(_ff.forward(h)).MoveToOuterDisposeScope();
+        var h = ClampFp16(Attention.forward(x, bias));
+        return ClampFp16(FeedForward.forward(h)).MoveToOuterDisposeScope();
     }
 
     /// <summary>transformers clamps fp16 activations just below the fp16 maximum after each sub-layer (T5 overflows in
@@ -262,6 +264,31 @@ public sealed class T5EncoderModel : Module<Tensor, Tensor, Tensor>
     }
 
     public T5Config Config { get; }
+
+    /// <summary>
+    /// Loads a transformers T5EncoderModel / MT5EncoderModel folder (config.json + model.safetensors, or shards as mT5-XL
+    /// ships), strictly. The tied embedding may be stored as shared.weight, encoder.embed_tokens.weight or both; a full
+    /// encoder-decoder checkpoint's decoder.* and lm_head.* tensors are skipped, as transformers' T5EncoderModel does.
+    /// </summary>
+    public static T5EncoderModel FromPretrained(string componentDirectory, Device? device = null, ScalarType? dtype = null)
+    {
+        var config = T5Config.Load(componentDirectory);
+        bool hasShared = PretrainedComponent.WeightKeys(componentDirectory).Contains("shared.weight");
+        var model = new T5EncoderModel(config, device, dtype);
+        DiffusersComponent.LoadStateDict(model, componentDirectory, options: new StateDictLoadOptions
+        {
+            MapFileKey = key => TiedKeys.TryGetValue(key, out var target) ? (hasShared ? null : target) : key,
+            IgnoreUnexpected = key => key.StartsWith("decoder.", StringComparison.Ordinal) || key.StartsWith("lm_head.", StringComparison.Ordinal),
+        });
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Writes config.json + model.safetensors in the transformers layout (the embedding once, as shared.weight).</summary>
+    public void SavePretrained(string componentDirectory, ScalarType? dtype = null) =>
+        DiffusersComponent.Save(this, componentDirectory,
+            PretrainedComponent.ToJson(Config, ("architectures", new JsonArray("T5EncoderModel")), ("model_type", "t5")),
+            weightsFileName: "model.safetensors", dtype: dtype);
 
     /// <param name="inputIds">[B, L] int64</param>
     /// <param name="attentionMask">[B, L] 1 = token, 0 = padding</param>

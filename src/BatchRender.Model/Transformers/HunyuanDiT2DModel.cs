@@ -48,10 +48,17 @@ public sealed class HunyuanDiT2DModel : nn.Module
         RegisterComponents();
     }
 
-    /// <summary>Reads config.json of a diffusers transformer/ folder, builds the model on the device and loads its weights strictly.</summary>
+    /// <summary>Reads config.json of a diffusers transformer/ folder, builds the model on the device in <paramref name="dtype"/> and
+    /// loads its weights strictly (stored fp32/fp16/bf16 converted); returns it in eval mode.</summary>
     public static HunyuanDiT2DModel FromPretrained(string componentDirectory, Device? device = null, ScalarType dtype = ScalarType.Float32)
     {
         var config = HunyuanDiTConfig.Load(componentDirectory);
+        // Check names and shapes against a meta-device copy first: a wrong checkpoint fails before 6 GB are allocated.
+        using (var shapeOnly = new HunyuanDiT2DModel(config, torch.device("meta")))
+        {
+            var problems = DiffusersComponent.CheckStateDict(shapeOnly, componentDirectory);
+            if (problems.Count > 0) throw new WeightLoadException(componentDirectory, problems);
+        }
         var model = new HunyuanDiT2DModel(config, device, dtype);
         DiffusersComponent.LoadStateDict(model, componentDirectory);
         model.eval();

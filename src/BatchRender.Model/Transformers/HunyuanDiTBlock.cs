@@ -50,6 +50,8 @@ public sealed class HunyuanDiTBlock : nn.Module
     {
         if (HasSkip != skip is not null)
             throw new ArgumentException(HasSkip ? "this block has a long skip connection; pass the skip tensor" : "this block takes no skip tensor");
+        if (skip is not null && !skip.shape.SequenceEqual(hiddenStates.shape))
+            throw new ArgumentException($"skip [{string.Join(", ", skip.shape)}] must have the hidden states' shape [{string.Join(", ", hiddenStates.shape)}]", nameof(skip));
         using var scope = torch.NewDisposeScope();
         var h = hiddenStates;
         if (skip is not null)

@@ -144,11 +144,11 @@ public static class CaptionGenerator
     {
         if (language == Language.English)
         {
-            // "an ink wash painting of ..." reads well only before a plain noun phrase.
-            bool nounPhrase = (body.StartsWith("a ") || body.StartsWith("an ")) && !body.Contains(" sits ");
+            // "an ink wash painting of ..." reads well only with a noun ("painting", not "style") before a plain noun phrase.
+            bool nounPhrase = (body.StartsWith("a ") || body.StartsWith("an ")) && !body.Contains(" sits ") && !style.EndsWith(" style");
             return r.Next(3) switch
             {
-                0 when nounPhrase => $"{WithArticle(style.EndsWith(" style") ? style.Replace(" style", " picture") : style)} of {body}",
+                0 when nounPhrase => $"{WithArticle(style)} of {body}",
                 1 => $"{style}: {body}",
                 _ => $"{body}, {style}",
             };

@@ -28,7 +28,10 @@ public static class DemoTokenizerBuilder
         Directory.CreateDirectory(modelDirectory);
         var corpus = DemoCorpus.Lines(options.Seed, options.CorpusCaptions).ToList();
 
+        // Train both before writing either, so a failure leaves the folder as it was.
         var vocab = WordPieceVocabularyBuilder.Build(corpus);
+        var spm = options.SentencePiece with { UserDefinedSymbols = [.. options.SentencePiece.UserDefinedSymbols, .. DemoCorpus.ChineseAttributeWords()] };
+        var model = SentencePieceTrainer.TrainUnigram(corpus, spm, cancellationToken);
         var bert = Publish(modelDirectory, "tokenizer", dir =>
         {
             WordPieceVocabularyBuilder.Write(vocab, Path.Combine(dir, "vocab.txt"));
@@ -44,8 +47,6 @@ public static class DemoTokenizerBuilder
             });
         });
 
-        var spm = options.SentencePiece with { UserDefinedSymbols = [.. options.SentencePiece.UserDefinedSymbols, .. DemoCorpus.ChineseAttributeWords()] };
-        var model = SentencePieceTrainer.TrainUnigram(corpus, spm, cancellationToken);
         var t5 = Publish(modelDirectory, "tokenizer_2", dir =>
         {
             File.WriteAllBytes(Path.Combine(dir, "spiece.model"), model);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using System.Text;
 using System.Text.Json;
 using BatchRender.Core.Configuration;
@@ -189,4 +190,34 @@ public sealed class ManifestValidatorTests : IDisposable
     }
 
     public void Dispose() => _kit.Dispose();
+}
+
+public sealed class ManifestRulesConfigurationTests
+{
+    private static Microsoft.Extensions.Configuration.IConfiguration Config(params (string Key, string Value)[] settings) =>
+        new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
+            .Build();
+
+    [Fact]
+    public void Rules_come_from_the_Limits_Defaults_and_Models_sections()
+    {
+        var rules = ManifestRules.FromConfiguration(Config(
+            ("Limits:MaxItems", "10"), ("Limits:MaxFrames", "48"), ("Defaults:Model", "hunyuan-dit-v1.2"), ("Defaults:Steps", "30"),
+            ("Models:demo:Path", "models/demo"), ("Models:hunyuan-dit-v1.2:Path", "/models/hunyuan")));
+
+        Assert.Equal(10, rules.Limits.MaxItems);
+        Assert.Equal(48, rules.Limits.MaxFrames);
+        Assert.Equal(30, rules.Defaults.Steps);
+        Assert.Equal(["demo", "hunyuan-dit-v1.2"], rules.Models.Order());
+    }
+
+    [Fact]
+    public void Invalid_limits_or_defaults_fail_naming_the_setting()
+    {
+        var limits = Assert.Throws<InvalidOperationException>(() => ManifestRules.FromConfiguration(Config(("Limits:MaxItems", "0"), ("Models:demo:Path", "x"))));
+        Assert.Contains("Limits:MaxItems", limits.Message);
+        var model = Assert.Throws<InvalidOperationException>(() => ManifestRules.FromConfiguration(Config(("Models:other:Path", "x"))));
+        Assert.Contains("Defaults:Model = 'demo' is not one of the configured Models (other)", model.Message);
+    }
 }

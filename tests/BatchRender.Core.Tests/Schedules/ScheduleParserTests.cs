@@ -43,6 +43,18 @@ public sealed class ScheduleParserTests : IDisposable
     }
 
     [Fact]
+    public async Task The_inline_manifest_range_counts_a_byte_order_mark_and_long_whitespace()
+    {
+        var body = Encoding.UTF8.GetBytes("{ \"cron\": \"0 2 * * *\"," + new string(' ', 200_000) + "\"manifest\":   {\"schemaVersion\":1,\"items\":[{\"id\":\"a\",\"prompt\":\"p\"}]}  }");
+        byte[] bytes = [0xEF, 0xBB, 0xBF, .. body];
+        var result = await Parser.ParseAsync(new MemoryStream(bytes), "bom.json");
+
+        Assert.True(result.IsValid, string.Join("\n", result.Problems));
+        var range = result.Schedule!.InlineManifest!;
+        Assert.Equal("{\"schemaVersion\":1,\"items\":[{\"id\":\"a\",\"prompt\":\"p\"}]}", Encoding.UTF8.GetString(bytes, (int)range.Offset, (int)range.Length));
+    }
+
+    [Fact]
     public async Task A_schedule_naming_a_manifest_blob_with_a_Windows_time_zone_id()
     {
         var result = await ParseAsync("""{ "cron": "30 6 * * 1-5", "timeZone": "W. Europe Standard Time", "manifestBlob": "templates/weekday.json" }""", "weekday-morning.json");
@@ -170,6 +182,30 @@ public sealed class ScheduleParserTests : IDisposable
         Assert.Equal(1, root.GetProperty("totalProblems").GetInt32());
         Assert.False(root.GetProperty("truncated").GetBoolean());
         Assert.Equal("cron", root.GetProperty("problems")[0].GetProperty("path").GetString());
+    }
+
+    public void Dispose() => _kit.Dispose();
+}
+
+public sealed class LocalScheduleCheckTests : IDisposable
+{
+    private readonly ManifestTestKit _kit = new();
+
+    [Fact]
+    public async Task Validate_schedule_reports_the_inline_manifests_problems_under_manifest()
+    {
+        var path = Path.Combine(_kit.Folder, "nightly.json");
+        File.Copy(ManifestTestKit.TestData("Schedules", "nightly.json"), path);
+
+        var result = await LocalScheduleCheck.CheckFileAsync(path, new ScheduleParser(_kit.Rules), _kit.Validator,
+            new DateTimeOffset(2026, 11, 25, 12, 0, 0, TimeSpan.Zero));
+
+        Assert.True(result.Schedule.IsValid);
+        Assert.False(result.IsValid);
+        Assert.Equal("nightly-20261126T0100Z", result.Manifest!.JobId);
+        var problem = Assert.Single(result.Problems);
+        Assert.Equal("manifest.items[1].width", problem.Path);
+        Assert.Equal("manifest.jobId", Assert.Single(result.Warnings).Path);
     }
 
     public void Dispose() => _kit.Dispose();

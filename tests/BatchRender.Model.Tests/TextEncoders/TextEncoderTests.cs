@@ -35,7 +35,7 @@ public class TextEncoderTests
         """;
 
     private static Dictionary<string, long[]> Shapes(nn.Module m) =>
-        m.named_parameters().ToDictionary(p => p.name, p => p.parameter.shape);
+        m.state_dict().ToDictionary(p => p.Key, p => p.Value.shape); // what savers and loaders see
 
     private static IEnumerable<(string, long[])> BertKeys(BertConfig c, bool pooler)
     {

@@ -1,0 +1,355 @@
+using System.Diagnostics;
+using BatchRender.Core.Configuration;
+using BatchRender.Core.Messages;
+using BatchRender.Core.State;
+using BatchRender.Core.Storage;
+using BatchRender.Core.Telemetry;
+using BatchRender.Core.Transport;
+using BatchRender.Worker.Health;
+using BatchRender.Worker.Rendering;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace BatchRender.Worker.Processing;
+
+/// <summary>
+/// The worker loop: receive a batch of locked tasks → admit each (parse, check, item state) → render compatible tasks
+/// together → write outputs and sidecars → mark items done → complete the messages. Locks are renewed in the
+/// background until each task is settled.
+/// <list type="bullet">
+/// <item>Never succeeds (unparseable, invalid parameters, unknown model or item): dead-lettered with a reason, item dead-lettered.</item>
+/// <item>Might succeed later (storage, model or network errors): abandoned for redelivery, item back to queued with the
+/// error; on its last allowed delivery (Transport:MaxDeliveryCount) dead-lettered as MaxDeliveryCountExceeded.</item>
+/// <item>Already finished (a redelivery) or its job cancelled: completed without rendering.</item>
+/// </list>
+/// On stop (SIGTERM) it receives no more, keeps working on the batch in hand for up to Worker:DrainTimeout, then
+/// abandons what is left so another worker picks it up at once.
+/// </summary>
+public sealed class RenderWorkerService(
+    IRenderTaskReceiver receiver,
+    IRenderEngine engine,
+    JobStateStore state,
+    RenderOutputWriter outputs,
+    JobEndNotifier jobEnds,
+    WorkerReadiness readiness,
+    WorkerIdentity identity,
+    IOptions<WorkerOptions> workerOptions,
+    IOptions<TransportOptions> transportOptions,
+    ILogger<RenderWorkerService> logger) : BackgroundService
+{
+    /// <summary>Dead-letter reason for a task whose job or item this deployment has no record of.</summary>
+    public const string UnknownItemReason = "UnknownItem";
+
+    private static readonly TimeSpan ReceiveWait = TimeSpan.FromSeconds(5);
+    private readonly WorkerOptions _options = workerOptions.Value;
+    private readonly TransportOptions _transport = transportOptions.Value;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // Work in hand outlives the stop signal by the drain timeout, then it is abandoned.
+        using var drain = new CancellationTokenSource();
+        await using var _ = stoppingToken.Register(() =>
+        {
+            logger.LogInformation("Worker {WorkerId} stopping: no more receives; draining for up to {Drain}", identity, _options.DrainTimeout);
+            drain.CancelAfter(_options.DrainTimeout);
+        });
+        logger.LogInformation("Worker {WorkerId} receiving from {Queue} ({Transport}), batches of {BatchSize}",
+            identity, _transport.QueueName, _transport.Kind, _options.BatchSize);
+
+        var failures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            IReadOnlyList<IReceivedTask> batch;
+            try
+            {
+                batch = await receiver.ReceiveAsync(_options.BatchSize, ReceiveWait, stoppingToken);
+                readiness.QueueReachable = true;
+                failures = 0;
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                readiness.QueueReachable = false;
+                var pause = TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(++failures, 5))));
+                logger.LogError(e, "Receiving tasks failed ({Failures} in a row); trying again in {Pause}", failures, pause);
+                try { await Task.Delay(pause, stoppingToken); } catch (OperationCanceledException) { break; }
+                continue;
+            }
+            if (batch.Count > 0)
+                await ProcessBatchAsync(batch, drain.Token);
+        }
+        logger.LogInformation("Worker {WorkerId} stopped", identity);
+    }
+
+    /// <summary>Processes one received batch to the end: every task in it is settled when this returns.</summary>
+    internal async Task ProcessBatchAsync(IReadOnlyList<IReceivedTask> batch, CancellationToken drain)
+    {
+        var work = batch.Select(received => new WorkItem(received, StartTaskSpan(received))).ToList();
+        using var renewing = new CancellationTokenSource();
+        var renewal = RenewLocksAsync(work, renewing.Token);
+        try
+        {
+            var admitted = new List<WorkItem>();
+            foreach (var item in work)
+            {
+                if (drain.IsCancellationRequested) await AbandonAsync(item, "the worker shut down before rendering it");
+                else if (await AdmitAsync(item, drain)) admitted.Add(item);
+            }
+            foreach (var group in admitted.GroupBy(w => RenderGroupKey.For(w.Message!)))
+            {
+                if (drain.IsCancellationRequested)
+                {
+                    foreach (var item in group) await ReleaseAsync(item, "the worker shut down before rendering it", shutdown: true);
+                    continue;
+                }
+                await RenderGroupAsync(group.ToList(), drain);
+            }
+        }
+        finally
+        {
+            await renewing.CancelAsync();
+            await renewal;
+            foreach (var item in work.Where(w => !w.Settled)) await AbandonAsync(item, "not settled");
+            foreach (var item in work) item.Span?.Dispose();
+        }
+    }
+
+    /// <summary>True when the task should be rendered; otherwise it has been settled here.</summary>
+    private async Task<bool> AdmitAsync(WorkItem item, CancellationToken cancellationToken)
+    {
+        var received = item.Received;
+        var message = OutgoingTasks.TryParse(received.Body, out var parseError);
+        if (message is null)
+        {
+            received.Properties.TryGetValue(TaskProperties.JobId, out var jobId);
+            received.Properties.TryGetValue(TaskProperties.ItemId, out var itemId);
+            await DeadLetterAsync(item, DeadLetterReasons.Unparseable, parseError!, jobId, itemId);
+            return false;
+        }
+        item.Message = message;
+        item.Span?.SetTag("batchrender.job_id", message.JobId).SetTag("batchrender.item_id", message.ItemId)
+            .SetTag("batchrender.model", message.Model).SetTag("batchrender.kind", message.Kind);
+
+        if (RenderTaskChecks.Problem(message) is { } problem)
+        {
+            await DeadLetterAsync(item, DeadLetterReasons.InvalidParameters, problem, message.JobId, message.ItemId);
+            return false;
+        }
+
+        ItemStart start;
+        try
+        {
+            start = await state.StartItemAsync(message.JobId, message.ItemId, identity.Id, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            logger.LogWarning(e, "Reading the state of {JobId}/{ItemId} failed; abandoning the task for redelivery", message.JobId, message.ItemId);
+            await AbandonAsync(item, e.Message);
+            return false;
+        }
+        catch (OperationCanceledException)
+        {
+            await AbandonAsync(item, "the worker shut down before rendering it");
+            return false;
+        }
+        await jobEnds.NotifyAsync(start.EndedJob);
+        switch (start.Decision)
+        {
+            case ItemStartDecision.Render:
+                return true;
+            case ItemStartDecision.AlreadyFinished:
+                logger.LogInformation("{JobId}/{ItemId} is already {State} (a redelivery); completing without rendering",
+                    message.JobId, message.ItemId, start.Item?.State);
+                await CompleteAsync(item, "already-finished");
+                return false;
+            case ItemStartDecision.Cancelled:
+                logger.LogInformation("{JobId}/{ItemId}: job cancelled; completing without rendering", message.JobId, message.ItemId);
+                await CompleteAsync(item, "cancelled");
+                return false;
+            default:
+                await DeadLetterAsync(item, UnknownItemReason,
+                    $"no job '{message.JobId}' with item '{message.ItemId}' is recorded in this deployment's state (ingested elsewhere?)",
+                    jobId: null, itemId: null);
+                return false;
+        }
+    }
+
+    private async Task RenderGroupAsync(IReadOnlyList<WorkItem> group, CancellationToken drain)
+    {
+        var messages = group.Select(w => w.Message!).ToList();
+        var key = RenderGroupKey.For(messages[0]);
+        using var span = BatchRenderTelemetry.ActivitySource.StartActivity("render group");
+        span?.SetTag("batchrender.model", key.Model).SetTag("batchrender.group_size", group.Count);
+        logger.LogInformation("Rendering {Count} task(s) together: {Model} {Kind} {Width}x{Height}, {Steps} steps {Sampler}, {Quantization}",
+            group.Count, key.Model, key.Kind, key.Width, key.Height, key.Steps, key.Sampler, key.Quantization);
+
+        IReadOnlyList<TaskRenderOutcome> outcomes;
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            outcomes = await engine.RenderAsync(messages, drain);
+        }
+        catch (Exception e)
+        {
+            var shutdown = drain.IsCancellationRequested && e is OperationCanceledException;
+            if (!shutdown) logger.LogError(e, "Rendering a group of {Count} failed", group.Count);
+            foreach (var item in group)
+                await ReleaseAsync(item, shutdown ? "the worker shut down during the render" : $"render failed: {e.Message}", shutdown);
+            return;
+        }
+        var renderMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+
+        for (var i = 0; i < group.Count; i++)
+        {
+            var (item, outcome) = (group[i], outcomes[i]);
+            var message = item.Message!;
+            if (outcome.Failure is { } failure)
+            {
+                await DeadLetterAsync(item, failure.Reason, failure.Description, message.JobId, message.ItemId);
+                continue;
+            }
+            try
+            {
+                var timings = new Dictionary<string, double>(outcome.Output!.TimingsMs) { ["groupRender"] = renderMs };
+                var writeStarted = Stopwatch.GetTimestamp();
+                var sidecar = await outputs.WriteAsync(message, outcome.Output with { TimingsMs = timings }, identity,
+                    item.Received.DeliveryCount, drain);
+                timings["write"] = Stopwatch.GetElapsedTime(writeStarted).TotalMilliseconds;
+                var blobs = sidecar.Outputs.Select(o => o.Blob).Append(BlobLayout.Sidecar(message.JobId, message.ItemId)).ToList();
+                var done = await state.CompleteItemAsync(message.JobId, message.ItemId, blobs, timings, drain);
+                await CompleteAsync(item, "rendered");
+                await jobEnds.NotifyAsync(done.EndedJob);
+            }
+            catch (Exception e)
+            {
+                var shutdown = drain.IsCancellationRequested && e is OperationCanceledException;
+                if (!shutdown) logger.LogWarning(e, "Writing {JobId}/{ItemId} failed", message.JobId, message.ItemId);
+                await ReleaseAsync(item, shutdown ? "the worker shut down while writing outputs" : $"writing outputs failed: {e.Message}", shutdown);
+            }
+        }
+    }
+
+    /// <summary>A transient failure: back to the queue, or to the dead-letter queue when this was the last allowed delivery.</summary>
+    private async Task ReleaseAsync(WorkItem item, string error, bool shutdown)
+    {
+        var message = item.Message!;
+        if (!shutdown && item.Received.DeliveryCount >= _transport.MaxDeliveryCount)
+        {
+            await DeadLetterAsync(item, DeadLetterReasons.MaxDeliveryCountExceeded,
+                $"delivered {item.Received.DeliveryCount} times (Transport:MaxDeliveryCount = {_transport.MaxDeliveryCount}); last error: {error}",
+                message.JobId, message.ItemId);
+            return;
+        }
+        try
+        {
+            var released = await state.ReleaseItemAsync(message.JobId, message.ItemId, error, CancellationToken.None);
+            await jobEnds.NotifyAsync(released.EndedJob);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Recording the failure of {JobId}/{ItemId} failed", message.JobId, message.ItemId);
+        }
+        await AbandonAsync(item, error);
+    }
+
+    private async Task DeadLetterAsync(WorkItem item, string reason, string description, string? jobId, string? itemId)
+    {
+        logger.LogWarning("Dead-lettering task {MessageId} ({JobId}/{ItemId}): {Reason}: {Description}",
+            item.Received.MessageId, jobId, itemId, reason, description);
+        item.Span?.SetStatus(ActivityStatusCode.Error, reason).SetTag("batchrender.outcome", "dead-lettered");
+        if (jobId is not null && itemId is not null)
+        {
+            try
+            {
+                var transition = await state.DeadLetterItemAsync(jobId, itemId, $"{reason}: {description}", CancellationToken.None);
+                await jobEnds.NotifyAsync(transition.EndedJob);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "Recording {JobId}/{ItemId} as dead-lettered failed", jobId, itemId);
+            }
+        }
+        await SettleAsync(item, "dead-letter", () => item.Received.DeadLetterAsync(reason, description, CancellationToken.None));
+    }
+
+    private Task CompleteAsync(WorkItem item, string outcome)
+    {
+        item.Span?.SetTag("batchrender.outcome", outcome);
+        return SettleAsync(item, "complete", () => item.Received.CompleteAsync(CancellationToken.None));
+    }
+
+    private Task AbandonAsync(WorkItem item, string why)
+    {
+        item.Span?.SetTag("batchrender.outcome", "abandoned").SetTag("batchrender.error", why);
+        logger.LogInformation("Abandoning task {MessageId} for redelivery: {Why}", item.Received.MessageId, why);
+        return SettleAsync(item, "abandon", () => item.Received.AbandonAsync(CancellationToken.None));
+    }
+
+    private async Task SettleAsync(WorkItem item, string what, Func<Task> settle)
+    {
+        if (item.Settled) return;
+        item.Settled = true; // first: the renewal loop leaves it alone from now on
+        try
+        {
+            await settle();
+        }
+        catch (TaskLockLostException e)
+        {
+            // The task is (or will be) delivered again; item state and create-only outputs make that harmless.
+            logger.LogWarning("Could not {What} task {MessageId}: {Message}", what, item.Received.MessageId, e.Message);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Could not {What} task {MessageId}; it will be delivered again when its lock expires", what, item.Received.MessageId);
+        }
+    }
+
+    /// <summary>Renews every unsettled task's lock at half the lock duration until <paramref name="cancellationToken"/> fires.</summary>
+    private async Task RenewLocksAsync(IReadOnlyList<WorkItem> work, CancellationToken cancellationToken)
+    {
+        var interval = TimeSpan.FromTicks(Math.Max(_transport.LockDuration.Ticks / 2, TimeSpan.FromSeconds(1).Ticks));
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(interval, cancellationToken);
+                await Task.WhenAll(work.Where(w => !w.Settled).Select(async w =>
+                {
+                    try
+                    {
+                        await w.Received.RenewLockAsync(cancellationToken);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        if (!w.Settled) logger.LogWarning("Renewing the lock of task {MessageId} failed: {Message}", w.Received.MessageId, e.Message);
+                    }
+                }));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>A span per task, continuing the trace that enqueued it; detached from the loop's ambient activity.</summary>
+    private static Activity? StartTaskSpan(IReceivedTask received)
+    {
+        var ambient = Activity.Current;
+        var span = BatchRenderTelemetry.StartFromMessage("render task", received.Properties);
+        span?.SetTag("messaging.message.id", received.MessageId).SetTag("messaging.delivery_count", received.DeliveryCount);
+        Activity.Current = ambient;
+        return span;
+    }
+
+    private sealed class WorkItem(IReceivedTask received, Activity? span)
+    {
+        public IReceivedTask Received { get; } = received;
+        public Activity? Span { get; } = span;
+        public RenderTaskMessage? Message { get; set; }
+        public volatile bool Settled;
+    }
+}
