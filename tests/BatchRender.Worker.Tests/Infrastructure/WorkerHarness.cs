@@ -5,6 +5,7 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using BatchRender.Core.Configuration;
 using BatchRender.Core.Messages;
+using BatchRender.Core.Reports;
 using BatchRender.Core.State;
 using BatchRender.Core.Storage;
 using BatchRender.Core.Tests.Infrastructure;
@@ -92,8 +93,10 @@ public sealed class WorkerHarness
         if (faults is not null) clientOptions.AddPolicy(faults, HttpPipelinePosition.PerRetry);
         var writer = new ResilientBlobWriter(new BlobServiceClient(_azurite.ConnectionString, clientOptions)
             .GetBlobContainerClient(Blobs.RendersContainer), FastRetries, logs.CreateLogger<ResilientBlobWriter>());
-        return new RenderWorkerService(Receiver, engine ?? Engine, State,
-            new RenderOutputWriter(writer, logs.CreateLogger<RenderOutputWriter>()), new JobEndNotifier(logs.CreateLogger<JobEndNotifier>()),
+        // The job tracker as the host registers it: the report and gallery writer runs when a job ends.
+        var tracker = new JobTracker(State, [new JobReportWriter(State, writer, logs.CreateLogger<JobReportWriter>())], logs.CreateLogger<JobTracker>());
+        return new RenderWorkerService(Receiver, engine ?? Engine, tracker,
+            new RenderOutputWriter(writer, logs.CreateLogger<RenderOutputWriter>()),
             new WorkerReadiness(), new WorkerIdentity(),
             Options.Create(options ?? new WorkerOptions { BatchSize = 4, DrainTimeout = TimeSpan.FromSeconds(10) }),
             Options.Create(Transport), logs.CreateLogger<RenderWorkerService>());
