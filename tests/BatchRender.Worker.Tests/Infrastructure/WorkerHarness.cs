@@ -34,14 +34,14 @@ public sealed class WorkerHarness
 
     private readonly AzuriteFixture _azurite;
 
-    public WorkerHarness(AzuriteFixture azurite, string name, int maxDeliveryCount = 5)
+    public WorkerHarness(AzuriteFixture azurite, string name, int maxDeliveryCount = 5, TimeSpan? lockDuration = null)
     {
         _azurite = azurite;
         var unique = AzuriteFixture.UniqueName(name)[..Math.Min(40, name.Length + 32)];
         Transport = new TransportOptions
         {
             QueueName = unique, PoisonQueueName = unique + "-poison", MaxDeliveryCount = maxDeliveryCount,
-            LockDuration = TimeSpan.FromSeconds(4),
+            LockDuration = lockDuration ?? TimeSpan.FromSeconds(4),
         };
         Blobs = new BlobOptions { RendersContainer = unique + "-renders", ManifestsContainer = unique + "-manifests", SchedulesContainer = unique + "-schedules" };
         var tables = unique.Replace("-", "");
