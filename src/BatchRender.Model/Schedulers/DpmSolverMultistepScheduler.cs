@@ -140,8 +140,10 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
         bool lowerOrderFinal = i == n - 1 && (EulerAtFinal || (LowerOrderFinal && n < 15) || FinalSigmasType == "zero");
 
         Tensor x0;
+        // The scheduler keeps x0 for the next step, so it must outlive the caller's dispose scope: it owns (and later
+        // disposes) it.
         using (var scope = NewDisposeScope())
-            x0 = ConvertModelOutput(modelOutput, sample).MoveToOuterDisposeScope();
+            x0 = ConvertModelOutput(modelOutput, sample).DetachFromDisposeScope();
         _modelOutputs[0]?.Dispose();
         for (int k = 0; k < SolverOrder - 1; k++) _modelOutputs[k] = _modelOutputs[k + 1];
         _modelOutputs[^1] = x0;
