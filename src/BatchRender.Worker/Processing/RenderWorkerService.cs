@@ -79,8 +79,16 @@ public sealed class RenderWorkerService(
                 try { await Task.Delay(pause, stoppingToken); } catch (OperationCanceledException) { break; }
                 continue;
             }
-            if (batch.Count > 0)
+            if (batch.Count == 0) continue;
+            try
+            {
                 await ProcessBatchAsync(batch, drain.Token);
+            }
+            catch (Exception e)
+            {
+                // Every task of the batch has been settled or abandoned by now; one bad batch must not stop the worker.
+                logger.LogError(e, "Processing a batch of {Count} task(s) failed", batch.Count);
+            }
         }
         logger.LogInformation("Worker {WorkerId} stopped", identity);
     }
