@@ -52,7 +52,7 @@ public sealed record DemoModelSizes
     {
         Vae = new AutoencoderKLConfig
         {
-            BlockOutChannels = [32, 64, 64, 64], LayersPerBlock = 1, LatentChannels = 4, NormNumGroups = 16, SampleSize = 128, ScalingFactor = 1.0,
+            BlockOutChannels = [16, 32, 64, 64], LayersPerBlock = 1, LatentChannels = 4, NormNumGroups = 8, SampleSize = 128, ScalingFactor = 1.0,
         },
         Bert = new BertConfig
         {
@@ -63,7 +63,7 @@ public sealed record DemoModelSizes
         {
             NumAttentionHeads = 4, AttentionHeadDim = 48, HiddenSize = 192, NumLayers = 6, MlpRatio = 4.0, InChannels = 4, PatchSize = 2,
             SampleSize = 16, LearnSigma = false, CrossAttentionDim = 128, CrossAttentionDimT5 = 128, PooledProjectionDim = 128,
-            TextLen = 40, TextLenT5 = 48, UseStyleCondAndImageMetaSize = false, FramePhaseEmbedding = true,
+            TextLen = 56, TextLenT5 = 64, UseStyleCondAndImageMetaSize = false, FramePhaseEmbedding = true,
         },
     };
 
@@ -83,7 +83,7 @@ public sealed record DemoModelSizes
         {
             NumAttentionHeads = 2, AttentionHeadDim = 16, HiddenSize = 32, NumLayers = 2, MlpRatio = 2.0, InChannels = 4, PatchSize = 2,
             SampleSize = 8, LearnSigma = false, CrossAttentionDim = 32, CrossAttentionDimT5 = 32, PooledProjectionDim = 32,
-            TextLen = 40, TextLenT5 = 48, UseStyleCondAndImageMetaSize = false, FramePhaseEmbedding = true,
+            TextLen = 56, TextLenT5 = 64, UseStyleCondAndImageMetaSize = false, FramePhaseEmbedding = true,
         },
     };
 }
@@ -107,8 +107,8 @@ public sealed record DemoTrainingOptions
     public int TokenizerCorpusCaptions { get; init; } = 20000;
     public StageBudget Vae { get; init; } = new() { Minutes = 25, BatchSize = 8, LearningRate = 1e-3, WarmupSteps = 100, EmaDecay = 0.995 };
     /// <summary>Scenes encoded once by the trained VAE; the diffusion stage draws from them (captions redrawn each time).</summary>
-    public int LatentCacheSize { get; init; } = 30000;
-    public StageBudget Diffusion { get; init; } = new() { Minutes = 80, BatchSize = 32, LearningRate = 5e-4, WarmupSteps = 300, EmaDecay = 0.999 };
+    public int LatentCacheSize { get; init; } = 12000;
+    public StageBudget Diffusion { get; init; } = new() { Minutes = 75, BatchSize = 32, LearningRate = 5e-4, WarmupSteps = 300, EmaDecay = 0.999 };
     /// <summary>Weights dtype of the written model: half precision keeps models/demo under 30 MB (the loader upcasts).</summary>
     public bool HalfPrecisionWeights { get; init; } = true;
 

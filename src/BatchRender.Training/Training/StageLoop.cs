@@ -120,7 +120,7 @@ internal sealed class StageLoop
                 // Time budget: the probe fixes the schedule length (warm-up covers the probe, so no step saw another schedule).
                 double left = budget.Minutes!.Value * 60 - state.Seconds;
                 state = state with { TotalSteps = Math.Max(state.Step + 1, state.Step + (int)(left / secondsPerStep)) };
-                Report(state, null, secondsPerStep, $"{stage}: {secondsPerStep:F3} s/step -> {state.TotalSteps} steps in {budget.Minutes} min");
+                Report(state, null, secondsPerStep, $"{secondsPerStep:F3} s/step -> {state.TotalSteps} steps in {budget.Minutes} min");
             }
 
             bool last = state.Step >= state.TotalSteps;
@@ -168,6 +168,6 @@ internal sealed class StageLoop
         if (Directory.Exists(checkpointDirectory)) Directory.Move(checkpointDirectory, old);
         Directory.Move(staging, checkpointDirectory);
         if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
-        Report(state, null, 0, $"{stage}: checkpoint at step {state.Step}");
+        Report(state, null, 0, $"checkpoint at step {state.Step}");
     }
 }

@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using BatchRender.Model.Pipelines;
+using BatchRender.Model.Tokenizers;
+using BatchRender.Training.Dataset;
 using BatchRender.Training.Training;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
@@ -157,6 +159,17 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
         foreach (var file in new[] { "transformer/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
                                      "text_encoder_2/model.safetensors", "vae/diffusion_pytorch_model.safetensors" })
             Assert.Equal(File.ReadAllBytes(Path.Combine(smoke.OutputDirectory, file)), File.ReadAllBytes(Path.Combine(output, file)));
+    }
+
+    [Fact]
+    public void Text_lengths_hold_the_longest_training_captions_untruncated()
+    {
+        var bert = BertTextTokenizer.FromDirectory(Path.Combine(smoke.OutputDirectory, "tokenizer"), maxLength: 512);
+        var t5 = MT5TextTokenizer.FromDirectory(Path.Combine(smoke.OutputDirectory, "tokenizer_2"), maxLength: 512);
+        var dataset = new DemoDataset(new DemoDatasetOptions { Seed = smoke.Options.Seed });
+        var captions = Enumerable.Range(0, 3000).Select(i => dataset.GetExample(i).Caption).ToList();
+        int longestBert = captions.Max(c => bert.Encode(c).Length), longestT5 = captions.Max(c => t5.Encode(c).Length);
+        Assert.True(longestBert <= DemoModelSizes.Demo.Transformer.TextLen && longestT5 <= DemoModelSizes.Demo.Transformer.TextLenT5, $"longest captions: BERT {longestBert} tokens, T5 {longestT5} tokens");
     }
 
     [Fact]
