@@ -11,6 +11,7 @@ namespace BatchRender.Training.Training;
 internal sealed record StageState
 {
     public int Seed { get; init; }
+    public int BatchSize { get; init; }
     public int Step { get; init; }
     public int TotalSteps { get; init; }
     public bool Completed { get; init; }
@@ -62,11 +63,13 @@ internal sealed class StageLoop
         using var optimizer = optim.AdamW(parameters, lr: budget.LearningRate, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: budget.WeightDecay);
         var emas = modules.Select(m => new ExponentialMovingAverage(m.Live, m.Shadow, budget.EmaDecay)).ToList();
 
-        var state = new StageState { Seed = seed, TotalSteps = budget.Steps ?? int.MaxValue };
+        var state = new StageState { Seed = seed, BatchSize = budget.BatchSize, TotalSteps = budget.Steps ?? int.MaxValue };
         bool resumed = false;
         if (resume && ReadState() is { } saved)
         {
             if (saved.Seed != seed) throw new InvalidOperationException($"{checkpointDirectory}: checkpoint was trained with seed {saved.Seed}, not {seed}");
+            if (saved.BatchSize != budget.BatchSize)
+                throw new InvalidOperationException($"{checkpointDirectory}: checkpoint was trained with batch size {saved.BatchSize}, not {budget.BatchSize}");
             for (int i = 0; i < modules.Count; i++)
             {
                 modules[i].Live.load(Path.Combine(checkpointDirectory, $"live-{i}.dat"));
