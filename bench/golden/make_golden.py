@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Golden vectors for the TorchSharp text encoders and VAE (tests/BatchRender.Model.Tests/Golden/*.safetensors).
 
-Each file holds the weights of a small random model under the Hugging Face state-dict names, plus the inputs and
+bert/t5/vae.safetensors hold the weights of a small random model under the Hugging Face state-dict names, plus the inputs and
 reference outputs under "golden.*" keys. References:
   - VAE (AutoencoderKL encode mean and decode): diffusers' own modules, imported from a diffusers checkout's src/
     folder (--diffusers) with diffusers_stubs.py standing in for packages Debian's Python lacks. On PyTorch 1.13 (no
     scaled_dot_product_attention) diffusers picks its plain AttnProcessor.
+  - Schedulers (schedulers.safetensors + schedulers.json): diffusers' DDPMScheduler, DDIMScheduler and
+    DPMSolverMultistepScheduler run for a few steps on a fake model output.
   - BERT and T5 encoders: transformers is not installable here (no Debian package, no PyPI), so bert_reference /
     t5_reference below restate transformers' BertModel / T5EncoderModel forward passes (modeling_bert.py,
     modeling_t5.py) op by op in PyTorch.
@@ -210,6 +212,55 @@ def vae_golden(diffusers_src, g):
     return out
 
 
+# ---------------------------------------------------------------- schedulers (diffusers' own classes)
+
+HUNYUAN_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.018, beta_schedule="scaled_linear",
+                         prediction_type="v_prediction", variance_type="fixed_small", clip_sample=False,
+                         set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading")
+
+SCHEDULER_CASES = [
+    ("ddpm", HUNYUAN_SCHEDULER, 10),
+    ("ddim", HUNYUAN_SCHEDULER, 10),
+    ("dpmsolver++", HUNYUAN_SCHEDULER, 10),
+    ("ddpm", dict(beta_schedule="linear", prediction_type="epsilon", timestep_spacing="linspace", clip_sample=True), 6),
+    ("ddim", dict(beta_schedule="linear", prediction_type="epsilon", timestep_spacing="trailing", set_alpha_to_one=True), 7),
+    ("dpmsolver++", dict(beta_schedule="squaredcos_cap_v2", prediction_type="epsilon"), 8),
+    ("dpmsolver++", dict(HUNYUAN_SCHEDULER, timestep_spacing="trailing", solver_type="heun"), 20),
+]
+
+
+def scheduler_golden(out_dir):
+    """Runs each sampler for a few steps on a fake model (output = 0.5 x + eps_i, eps_i stored) and records the
+    timesteps, tables and every intermediate sample."""
+    from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+    from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+    from diffusers.schedulers.scheduling_dpmsolver_multistep import DPMSolverMultistepScheduler
+    classes = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpmsolver++": DPMSolverMultistepScheduler}
+    tensors, cases = {}, []
+    g = torch.Generator().manual_seed(77)
+    for i, (kind, config, steps) in enumerate(SCHEDULER_CASES):
+        sched = classes[kind].from_config(dict(config))
+        sched.set_timesteps(steps)
+        x = torch.randn(1, 4, 4, 4, generator=g)
+        eps = torch.randn(len(sched.timesteps), 1, 4, 4, 4, generator=g)
+        noise_gen = torch.Generator().manual_seed(1000 + i)
+        samples = [x]
+        for j, t in enumerate(sched.timesteps):
+            x = sched.step(0.5 * x + eps[j], t, x, generator=noise_gen).prev_sample
+            samples.append(x)
+        p = f"golden.case{i}."
+        tensors[p + "timesteps"] = sched.timesteps.to(torch.int64)
+        tensors[p + "alphas_cumprod"] = sched.alphas_cumprod
+        tensors[p + "eps"] = eps
+        tensors[p + "samples"] = torch.stack(samples)
+        if kind == "dpmsolver++":
+            tensors[p + "sigmas"] = sched.sigmas
+        cases.append({"sampler": kind, "config": config, "steps": steps, "noise_seed": 1000 + i})
+    save_safetensors(os.path.join(out_dir, "schedulers.safetensors"), tensors)
+    with open(os.path.join(out_dir, "schedulers.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+
+
 SDXL_VAE = dict(in_channels=3, out_channels=3, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
                 latent_channels=4, norm_num_groups=32, scaling_factor=0.13025, force_upcast=False,
                 down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
@@ -253,6 +304,7 @@ def main():
 
     save_safetensors(os.path.join(a.out, "vae.safetensors"), vae_golden(a.diffusers, g))
     sdxl_vae_keys(os.path.join(a.out, "sdxl-vae-keys.tsv"))
+    scheduler_golden(a.out)
     with open(os.path.join(a.out, "configs.json"), "w") as f:
         json.dump({"bert": BERT, "t5": T5, "vae": {k: list(v) if isinstance(v, tuple) else v for k, v in VAE.items()}}, f, indent=1)
     print("wrote", sorted(os.listdir(a.out)))

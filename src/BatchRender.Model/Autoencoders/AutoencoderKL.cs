@@ -1,3 +1,6 @@
+using System.Text.Json.Nodes;
+using BatchRender.Model.Loading;
+using BatchRender.Model.TextEncoders;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -85,6 +88,32 @@ public sealed class AutoencoderKL : Module<Tensor, Tensor>
     }
 
     public AutoencoderKLConfig Config { get; }
+
+    /// <summary>
+    /// Loads a diffusers vae/ folder (config.json + diffusion_pytorch_model.safetensors), strictly. Mid-block attention
+    /// weights saved under the old diffusers names (query/key/value/proj_attn) are mapped to to_q/to_k/to_v/to_out.0.
+    /// </summary>
+    public static AutoencoderKL FromPretrained(string componentDirectory, Device? device = null, ScalarType? dtype = null)
+    {
+        var model = new AutoencoderKL(AutoencoderKLConfig.Load(componentDirectory), device, dtype);
+        DiffusersComponent.LoadStateDict(model, componentDirectory, options: new StateDictLoadOptions { MapFileKey = MapLegacyAttentionKey });
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Writes config.json + diffusion_pytorch_model.safetensors in the diffusers layout.</summary>
+    public void SavePretrained(string componentDirectory, ScalarType? dtype = null) =>
+        DiffusersComponent.Save(this, componentDirectory, PretrainedComponent.ToJson(Config, ("_class_name", "AutoencoderKL"),
+            ("down_block_types", new JsonArray(Config.BlockOutChannels.Select(_ => (JsonNode)"DownEncoderBlock2D").ToArray())),
+            ("up_block_types", new JsonArray(Config.BlockOutChannels.Select(_ => (JsonNode)"UpDecoderBlock2D").ToArray()))), dtype: dtype);
+
+    private static string MapLegacyAttentionKey(string key)
+    {
+        foreach (var (legacy, current) in new[] { (".query.", ".to_q."), (".key.", ".to_k."), (".value.", ".to_v."), (".proj_attn.", ".to_out.0.") })
+            if (key.Contains(".attentions.", StringComparison.Ordinal) && key.Contains(legacy, StringComparison.Ordinal))
+                return key.Replace(legacy, current, StringComparison.Ordinal);
+        return key;
+    }
 
     /// <summary>Image-to-latent size ratio f = 2^(len(block_out_channels) - 1).</summary>
     public int ScaleFactor => Config.ScaleFactor;

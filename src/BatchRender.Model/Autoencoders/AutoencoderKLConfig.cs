@@ -24,6 +24,7 @@ public sealed record AutoencoderKLConfig
     [JsonPropertyName("mid_block_add_attention")] public bool MidBlockAddAttention { get; init; } = true;
 
     /// <summary>Spatial down-sampling factor between image and latents: 2^(len(block_out_channels) - 1).</summary>
+    [JsonIgnore]
     public int ScaleFactor => 1 << (BlockOutChannels.Length - 1);
 
     public static AutoencoderKLConfig Load(string path) => ConfigJson.Load<AutoencoderKLConfig>(path).Validated(path);

@@ -5,8 +5,9 @@ namespace BatchRender.Model.Schedulers;
 
 /// <summary>
 /// The training noise schedule shared by every sampler: betas and their cumulative alpha product.
-/// Computed with the same float32 torch operations as diffusers (torch.linspace, **2, cumprod), so the tables are
-/// bit-identical to diffusers'; they are held as double for the scalar step arithmetic.
+/// Computed with the same float32 torch operations as diffusers (torch.linspace, **2, cumprod), so the tables equal
+/// diffusers' to float32 rounding (the cumulative product may differ by an ulp between PyTorch versions); they are held
+/// as double for the scalar step arithmetic.
 /// </summary>
 public sealed class NoiseSchedule
 {

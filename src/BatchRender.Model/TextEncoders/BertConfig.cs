@@ -21,6 +21,7 @@ public sealed record BertConfig
     /// <summary>Not a transformers key: whether the model has pooler.dense (set from the checkpoint's keys).</summary>
     [JsonIgnore] public bool AddPoolingLayer { get; init; } = true;
 
+    [JsonIgnore]
     public int HeadDim => HiddenSize / NumAttentionHeads;
 
     public static BertConfig Load(string path) => ConfigJson.Load<BertConfig>(path).Validated(path);

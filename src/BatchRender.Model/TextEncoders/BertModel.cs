@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using BatchRender.Model.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -211,6 +213,32 @@ public sealed class BertModel : Module<Tensor, Tensor, Tensor>
 
     public BertConfig Config { get; }
     public bool HasPooler => pooler is not null;
+
+    /// <summary>
+    /// Loads a transformers BertModel folder (config.json + model.safetensors, or shards), strictly. The pooler is built
+    /// when the weights have one; two legacy layouts are accepted: keys prefixed "bert." (Tencent's original
+    /// checkpoint) and the "embeddings.position_ids" buffer older transformers versions saved.
+    /// </summary>
+    public static BertModel FromPretrained(string componentDirectory, Device? device = null, ScalarType? dtype = null)
+    {
+        var config = BertConfig.Load(componentDirectory);
+        var keys = PretrainedComponent.WeightKeys(componentDirectory).Select(StripLegacyPrefix).ToHashSet();
+        var model = new BertModel(config with { AddPoolingLayer = keys.Contains("pooler.dense.weight") }, device, dtype);
+        DiffusersComponent.LoadStateDict(model, componentDirectory, options: new StateDictLoadOptions
+        {
+            MapFileKey = key => StripLegacyPrefix(key) is var k && k == "embeddings.position_ids" ? null : k,
+        });
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Writes config.json + model.safetensors in the transformers layout.</summary>
+    public void SavePretrained(string componentDirectory, ScalarType? dtype = null) =>
+        DiffusersComponent.Save(this, componentDirectory,
+            PretrainedComponent.ToJson(Config, ("architectures", new JsonArray("BertModel")), ("model_type", "bert")),
+            weightsFileName: "model.safetensors", dtype: dtype);
+
+    private static string StripLegacyPrefix(string key) => key.StartsWith("bert.", StringComparison.Ordinal) ? key[5..] : key;
 
     /// <param name="inputIds">[B, L] int64, L &lt;= max_position_embeddings</param>
     /// <param name="attentionMask">[B, L] 1 = token, 0 = padding</param>

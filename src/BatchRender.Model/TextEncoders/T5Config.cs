@@ -19,9 +19,11 @@ public sealed record T5Config
     [JsonPropertyName("pad_token_id")] public int PadTokenId { get; init; }
     [JsonPropertyName("eos_token_id")] public int EosTokenId { get; init; } = 1;
 
+    [JsonIgnore]
     public bool IsGatedAct => FeedForwardProj.StartsWith("gated-", StringComparison.Ordinal);
 
     /// <summary>The activation name as transformers resolves it ("gated-gelu" means gelu_new, the tanh form).</summary>
+    [JsonIgnore]
     public string DenseActFn => FeedForwardProj == "gated-gelu" ? "gelu_new" : FeedForwardProj.Split('-')[^1];
 
     public static T5Config Load(string path) => ConfigJson.Load<T5Config>(path).Validated(path);

@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using BatchRender.Model.Loading;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -262,6 +264,31 @@ public sealed class T5EncoderModel : Module<Tensor, Tensor, Tensor>
     }
 
     public T5Config Config { get; }
+
+    /// <summary>
+    /// Loads a transformers T5EncoderModel / MT5EncoderModel folder (config.json + model.safetensors, or shards as mT5-XL
+    /// ships), strictly. The tied embedding may be stored as shared.weight, encoder.embed_tokens.weight or both; a full
+    /// encoder-decoder checkpoint's decoder.* and lm_head.* tensors are skipped, as transformers' T5EncoderModel does.
+    /// </summary>
+    public static T5EncoderModel FromPretrained(string componentDirectory, Device? device = null, ScalarType? dtype = null)
+    {
+        var config = T5Config.Load(componentDirectory);
+        bool hasShared = PretrainedComponent.WeightKeys(componentDirectory).Contains("shared.weight");
+        var model = new T5EncoderModel(config, device, dtype);
+        DiffusersComponent.LoadStateDict(model, componentDirectory, options: new StateDictLoadOptions
+        {
+            MapFileKey = key => TiedKeys.TryGetValue(key, out var target) ? (hasShared ? null : target) : key,
+            IgnoreUnexpected = key => key.StartsWith("decoder.", StringComparison.Ordinal) || key.StartsWith("lm_head.", StringComparison.Ordinal),
+        });
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Writes config.json + model.safetensors in the transformers layout (the embedding once, as shared.weight).</summary>
+    public void SavePretrained(string componentDirectory, ScalarType? dtype = null) =>
+        DiffusersComponent.Save(this, componentDirectory,
+            PretrainedComponent.ToJson(Config, ("architectures", new JsonArray("T5EncoderModel")), ("model_type", "t5")),
+            weightsFileName: "model.safetensors", dtype: dtype);
 
     /// <param name="inputIds">[B, L] int64</param>
     /// <param name="attentionMask">[B, L] 1 = token, 0 = padding</param>

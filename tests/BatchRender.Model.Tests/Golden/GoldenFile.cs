@@ -6,7 +6,7 @@ namespace BatchRender.Model.Tests.Golden;
 
 /// <summary>
 /// A golden-vector file written by bench/golden/make_golden.py: model weights under their Hugging Face names plus
-/// inputs and reference outputs under "golden.*". Tests run on the device named by BATCHRENDER_TEST_DEVICE (default cpu).
+/// inputs and reference outputs under "golden.*". Tests run on <see cref="TestDevice.Current"/>.
 /// </summary>
 internal sealed class GoldenFile : IDisposable
 {
@@ -18,7 +18,7 @@ internal sealed class GoldenFile : IDisposable
         _tensors = Safetensors.LoadStateDict(path);
     }
 
-    public static Device Device => new(Environment.GetEnvironmentVariable("BATCHRENDER_TEST_DEVICE") is { Length: > 0 } d ? d : "cpu");
+    public static Device Device => TestDevice.Current;
 
     /// <summary>The model weights (every key not starting with "golden.").</summary>
     public Dictionary<string, Tensor> Weights =>

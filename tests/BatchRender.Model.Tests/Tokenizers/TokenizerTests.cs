@@ -59,6 +59,19 @@ public sealed class TokenizerTests : IDisposable
     }
 
     [Fact]
+    public void Bert_handles_emoji_zero_width_and_control_characters_like_hf()
+    {
+        var tok = Bert();
+        // HF: an emoji word is [UNK] (ML alone would drop it); a word glued to an emoji is [UNK] as a whole.
+        Assert.Equal(Expected(77, 0, Id("[CLS]"), Id("a"), Id("[UNK]"), Id("fox"), Id("[SEP]")), tok.Encode("a \U0001F98A fox").InputIds);
+        Assert.Equal(Expected(77, 0, Id("[CLS]"), Id("[UNK]"), Id(","), Id("red"), Id("[SEP]")), tok.Encode("fox\U0001F98A,red").InputIds);
+        // HF removes U+200B and other format/control characters; a no-break space is whitespace.
+        Assert.Equal(Expected(77, 0, Id("[CLS]"), Id("red"), Id("fox"), Id("[SEP]")), tok.Encode("r\u200Bed\u00A0fox\u0007").InputIds);
+        // a CJK extension-B ideograph (outside the BMP) is its own token: unknown to this vocabulary
+        Assert.Equal(Expected(77, 0, Id("[CLS]"), Id("红"), Id("[UNK]"), Id("色"), Id("[SEP]")), tok.Encode("红\U00020000色").InputIds);
+    }
+
+    [Fact]
     public void Bert_empty_prompt_is_cls_sep_and_padding()
     {
         var t = Bert().Encode("");
