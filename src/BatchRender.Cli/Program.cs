@@ -7,5 +7,9 @@ var root = new RootCommand("BatchRender: batch image and video rendering with Hu
 {
     CliConfiguration.ConfigOption,
     ValidateCommand.Create(),
+    SubmitCommand.Create(),
+    StatusCommand.Create(),
+    CancelCommand.Create(),
+    RenderCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
