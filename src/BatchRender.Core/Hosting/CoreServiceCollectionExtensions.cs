@@ -8,6 +8,7 @@ using BatchRender.Core.Configuration;
 using BatchRender.Core.Ingestion;
 using BatchRender.Core.Manifests;
 using BatchRender.Core.Reports;
+using BatchRender.Core.Schedules;
 using BatchRender.Core.State;
 using BatchRender.Core.Storage;
 using BatchRender.Core.Telemetry;
@@ -123,6 +124,8 @@ public static class CoreServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IJobEndedHandler, JobReportWriter>(p => p.GetRequiredService<JobReportWriter>()));
         services.TryAddSingleton<JobTracker>();
         services.TryAddSingleton<IngestionService>();
+        services.TryAddSingleton<ScheduleParser>();
+        services.TryAddSingleton<ScheduleRunner>();
 
         services.AddBatchRenderTelemetry(configuration);
         return services;

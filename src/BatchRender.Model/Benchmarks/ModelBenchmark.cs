@@ -35,6 +35,8 @@ public sealed record ModelBenchmarkOptions
     public TimeSpan AnchorTimeout { get; init; } = TimeSpan.FromMinutes(15);
     /// <summary>Scratch folder for the weights, inputs and anchor outputs; a temp folder (deleted afterwards) when null.</summary>
     public string? WorkDirectory { get; init; }
+    /// <summary>Also time the block's Linear shapes per int8 kernel (<see cref="Int8KernelBenchmark"/>).</summary>
+    public bool MeasureKernels { get; init; } = true;
     /// <summary>The full-render part (decoded image PSNR of a deterministic DDIM render per mode); null = forward only.</summary>
     public IFullRenderBenchmark? FullRender { get; init; }
 }
@@ -151,6 +153,7 @@ public static class ModelBenchmark
                 (renderMs, psnr) = RunFullRender(render, bf16Report.AppliedMode == QuantizationMode.BFloat16, cancellationToken);
 
             foreach (var v in variants) v.Model.Dispose();
+            var kernels = options.MeasureKernels ? Int8KernelBenchmark.Run(config, inputs.Tokens, options.Batch, device, options.Repeats) : null;
             return new ModelBenchmarkResult
             {
                 Config = options.ConfigName,
@@ -177,6 +180,7 @@ public static class ModelBenchmark
                 Model = new ModelShape(config.HiddenSize, config.NumAttentionHeads, config.AttentionHeadDim, config.NumLayers, inputs.Tokens, parameters),
                 Int8Kernel = int8Report.Kernel?.ToString().ToLowerInvariant(),
                 Memory = new QuantizedMemory(int8Report.QuantizedBytes, int8Report.Fp32Bytes, Math.Round(int8Report.MemoryRatio, 4)),
+                Kernels = kernels,
                 PyTorch = anchor,
                 Notes = renderMs is null ? notes : [.. notes, $"full render ms: {JsonSerializer.Serialize(renderMs)}"],
             };

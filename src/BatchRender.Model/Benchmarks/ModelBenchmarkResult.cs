@@ -34,6 +34,8 @@ public sealed record ModelBenchmarkResult
     /// <summary>int8 kernel used ("fbgemm", "intmm", "reference").</summary>
     [JsonPropertyName("int8Kernel")] public string? Int8Kernel { get; init; }
     [JsonPropertyName("memory")] public required QuantizedMemory Memory { get; init; }
+    /// <summary>The block's Linear shapes timed per kernel (the evidence for the kernel choice); null when not measured.</summary>
+    [JsonPropertyName("kernels")] public IReadOnlyList<KernelTiming>? Kernels { get; init; }
     /// <summary>The anchor's own report (torch version, BLAS, engine, threads), or null when it did not run.</summary>
     [JsonPropertyName("pytorch")] public System.Text.Json.Nodes.JsonObject? PyTorch { get; init; }
     [JsonPropertyName("notes")] public required IReadOnlyList<string> Notes { get; init; }

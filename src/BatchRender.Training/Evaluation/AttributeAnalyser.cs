@@ -191,15 +191,12 @@ public sealed class AttributeAnalyser
         foreach (var region in regions.OrderByDescending(r => r.Count))
         {
             var groups = region.GroupBy(i => names[i]).OrderByDescending(g => g.Count()).ToList();
-            if (result.Count + regions.Count - 1 < wanted && groups.Count > 1 && groups[1].Count() >= 0.5f * smallest)
-            {
-                foreach (var g in groups.Take(2))
-                {
-                    var mask = new bool[w * h];
-                    foreach (var i in g) mask[i] = true;
-                    result.AddRange(Components(mask, w, h).Where(c => c.Count >= 0.25f * smallest));
-                }
-            }
+            // Each colour must hold a solid body: eroding by two pixels removes the thin rings of mixed colour that
+            // anti-aliased or soft edges leave around a single object.
+            var bodies = groups.Count < 2 || result.Count + regions.Count - 1 >= wanted ? [] : groups.Take(2)
+                .Select(g => Components(Erode(ToMask(g, w * h), w, h, 2), w, h).Where(c => c.Count >= 0.15f * smallest).ToList())
+                .ToList();
+            if (bodies.Count == 2 && bodies.All(b => b.Count > 0)) result.AddRange(bodies.SelectMany(b => b));
             else result.Add(region);
         }
         return result;
@@ -303,6 +300,12 @@ public sealed class AttributeAnalyser
         var mask = new bool[n];
         foreach (var i in pixels) mask[i] = true;
         return mask;
+    }
+
+    static bool[] Erode(bool[] mask, int w, int h, int radius)
+    {
+        var outside = Dilate(mask.Select(m => !m).ToArray(), w, h, radius);
+        return outside.Select(o => !o).ToArray();
     }
 
     /// <summary>The pixels within <paramref name="radius"/> (chessboard distance) of the mask: a separable max filter.</summary>

@@ -60,7 +60,11 @@ public static class EvalHtmlReport
                 }
                 html.Append($"</td><td class=\"prompt\">{E(item.Prompt.Prompt)}<br><small>{E(item.Prompt.Id)} · seed {item.Prompt.Seed} · negative: {E(item.Prompt.NegativePrompt)}</small></td>");
                 html.Append($"<td>{E(item.Prompt.Scene.ToString())}</td><td>");
-                foreach (var (attribute, ok) in item.Verdict.ByAttribute)
+                // A clip's object passes through several cells and grows: its last frame is judged on what it is.
+                var judged = item.Prompt.Kind == EvalKind.Video
+                    ? item.Verdict.ByAttribute.Where(a => a.Key is "colour" or "shape" or "background" or "style")
+                    : item.Verdict.ByAttribute;
+                foreach (var (attribute, ok) in judged)
                     html.Append($"<span class=\"{(ok ? "ok" : "bad")}\">{(ok ? "✓" : "✗")} {attribute}</span> ");
                 html.Append($"<br><small>seen: background {E(item.Verdict.DetectedBackground.ToString().ToLowerInvariant())}, {E(item.Verdict.DetectedStyle.ToString().ToLowerInvariant())}; ");
                 html.Append(E(string.Join("; ", item.Verdict.Objects.Select(o => o.Found is { } f

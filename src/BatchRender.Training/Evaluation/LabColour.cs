@@ -7,7 +7,11 @@ public readonly record struct LabColour(float L, float A, float B)
 {
     public static LabColour FromRgb(float r, float g, float b)
     {
-        float lr = Linear(r), lg = Linear(g), lb = Linear(b);
+        return FromLinear(Linear(r), Linear(g), Linear(b));
+    }
+
+    static LabColour FromLinear(float lr, float lg, float lb)
+    {
         float x = (0.4124f * lr + 0.3576f * lg + 0.1805f * lb) / 0.95047f;
         float y = 0.2126f * lr + 0.7152f * lg + 0.0722f * lb;
         float z = (0.0193f * lr + 0.1192f * lg + 0.9505f * lb) / 1.08883f;
@@ -15,7 +19,15 @@ public readonly record struct LabColour(float L, float A, float B)
         return new LabColour(116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz));
     }
 
-    public static LabColour FromRgb(byte r, byte g, byte b) => FromRgb(r / 255f, g / 255f, b / 255f);
+    public static LabColour FromRgb(byte r, byte g, byte b) => FromLinear(LinearTable[r], LinearTable[g], LinearTable[b]);
+
+    static readonly float[] LinearTable = Enumerable.Range(0, 256).Select(v => Linear(v / 255f)).ToArray();
+
+    public float SquaredDistanceTo(LabColour o)
+    {
+        float dl = L - o.L, da = A - o.A, db = B - o.B;
+        return dl * dl + da * da + db * db;
+    }
 
     public float DistanceTo(LabColour o)
     {
@@ -47,7 +59,7 @@ public static class ColourNamer
         foreach (var (colour, proto) in Prototypes)
         {
             if (colour == except) continue;
-            float d = lab.DistanceTo(proto);
+            float d = lab.SquaredDistanceTo(proto);
             if (d < bestDistance) { bestDistance = d; best = colour; }
         }
         return best;

@@ -25,9 +25,11 @@ public sealed class CoreTestHost : IAsyncDisposable
     public T Get<T>() where T : notnull => _host.Services.GetRequiredService<T>();
     public BlobContainerClient Manifests => Get<BlobServiceClient>().GetBlobContainerClient(Get<IOptions<BlobOptions>>().Value.ManifestsContainer);
     public BlobContainerClient Renders => Get<BlobServiceClient>().GetBlobContainerClient(Get<IOptions<BlobOptions>>().Value.RendersContainer);
+    public BlobContainerClient Schedules => Get<BlobServiceClient>().GetBlobContainerClient(Get<IOptions<BlobOptions>>().Value.SchedulesContainer);
     public QueueClient TaskQueue => Get<QueueServiceClient>().GetQueueClient(Get<IOptions<TransportOptions>>().Value.QueueName);
 
-    public static async Task<CoreTestHost> StartAsync(AzuriteFixture azurite, IDictionary<string, string?>? settings = null)
+    public static async Task<CoreTestHost> StartAsync(AzuriteFixture azurite, IDictionary<string, string?>? settings = null,
+        Action<IServiceCollection>? configure = null)
     {
         var id = Guid.NewGuid().ToString("N")[..10];
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
@@ -46,6 +48,7 @@ public sealed class CoreTestHost : IAsyncDisposable
         });
         if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        configure?.Invoke(builder.Services);
         builder.Services.AddBatchRenderCore(builder.Configuration);
         var host = builder.Build();
         await host.StartAsync();

@@ -42,7 +42,7 @@ public class ModelQuantizerTests
         Assert.IsType<Linear>(model.text_embedder.linear_1);
         Assert.IsType<DynamicQuantizedLinear>(model.blocks[0].norm1.linear);
         Assert.IsType<DynamicQuantizedLinear>(model.blocks[2].attn2.to_q);
-        Assert.IsType<DynamicQuantizedLinear>(model.blocks[1].ff.net[2]);
+        Assert.IsType<DynamicQuantizedLinear>(model.named_modules().Single(m => m.name == "blocks.1.ff.net.0.proj").module);
         Assert.IsType<DynamicQuantizedLinear>(model.blocks[3].skip_linear);
         Assert.IsType<FusedProjectionSlice>(model.blocks[0].attn1.to_v);
         Assert.NotNull(model.blocks[0].attn1.QkvProjection);
