@@ -14,5 +14,6 @@ public static class BatchRenderCommand
         StatusCommand.Create(),
         CancelCommand.Create(),
         RenderCommand.Create(),
+        IngestCommand.Create(),
     };
 }
