@@ -15,5 +15,6 @@ public static class BatchRenderCommand
         CancelCommand.Create(),
         RenderCommand.Create(),
         IngestCommand.Create(),
+        BenchCommand.Create(),
     };
 }
