@@ -16,5 +16,6 @@ public static class BatchRenderCommand
         RenderCommand.Create(),
         IngestCommand.Create(),
         BenchCommand.Create(),
+        EvalCommand.Create(),
     };
 }

@@ -14,9 +14,9 @@ public sealed class BenchCommandTests(AzuriteFixture azurite) : IDisposable
     [Fact]
     public async Task Pipeline_bench_prints_one_json_object_in_the_design_shape()
     {
-        Assert.NotNull(azurite.ConnectionString); // the bench reuses the running emulator
+        var config = CliHarness.WriteConfig(_dir, azurite); // the bench runs on the test's emulator
         var model = TinyModelDirectory.Create(Path.Combine(_dir, "tiny"));
-        var result = await CliHarness.RunAsync("bench", "--pipeline", "--json", "--items", "100", "--render-model", model);
+        var result = await CliHarness.RunAsync("bench", "--pipeline", "--json", "--items", "100", "--render-model", model, "--config", config);
         Assert.True(result.ExitCode == 0, result.ToString());
 
         using var json = JsonDocument.Parse(result.Out);

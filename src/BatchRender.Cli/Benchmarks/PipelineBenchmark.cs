@@ -74,17 +74,23 @@ public sealed class PipelineBenchmark(IConfiguration configuration, ILoggerFacto
 
     public async Task<PipelineBenchmarkResult> RunAsync(PipelineBenchmarkOptions options, CancellationToken ct)
     {
-        await using var azurite = await AzuriteLauncher.StartAsync(new AzuriteOptions { InMemory = true }, loggers.CreateLogger<AzuriteLauncher>(), ct);
-        var notes = new List<string> { $"Azurite at {azurite.ConnectionString.Split(';').FirstOrDefault(p => p.StartsWith("BlobEndpoint", StringComparison.Ordinal))}; Storage Queue transport" };
+        // The configured emulator when the configuration names one by its endpoints; otherwise the standard one
+        // (started if none is running). Never a real Azure account: this measures the pipeline on Azurite.
+        var configured = configuration["Storage:ConnectionString"] ?? configuration["Storage"];
+        await using var azurite = configured is not null && configured.Contains("BlobEndpoint=http://127.0.0.1", StringComparison.Ordinal)
+            ? null
+            : await AzuriteLauncher.StartAsync(new AzuriteOptions { InMemory = true }, loggers.CreateLogger<AzuriteLauncher>(), ct);
+        var connectionString = azurite?.ConnectionString ?? configured!;
+        var notes = new List<string> { $"Azurite at {connectionString.Split(';').FirstOrDefault(p => p.StartsWith("BlobEndpoint", StringComparison.Ordinal))}; Storage Queue transport" };
         var work = Directory.CreateTempSubdirectory("batchrender-bench-pipeline-").FullName;
         try
         {
             var runs = new List<IngestRun>();
             foreach (var size in options.IngestSizes)
-                runs.Add(await IngestRunAsync(azurite.ConnectionString, work, size, ct));
+                runs.Add(await IngestRunAsync(connectionString, work, size, ct));
             OverheadMeasurement? overhead = null;
             if (options.ModelDirectory is null) notes.Add("overhead not measured: no model to render (train the demo model with `batchrender train`)");
-            else overhead = await OverheadAsync(azurite.ConnectionString, work, options, ct);
+            else overhead = await OverheadAsync(connectionString, work, options, ct);
             var largest = runs.MaxBy(r => r.Items)!;
             return new PipelineBenchmarkResult(largest.TasksPerSecond, largest.PeakWorkingSetMb,
                 overhead is null ? null : Math.Round(overhead.OverheadMsPerItem / overhead.RenderMsPerItem, 4), runs, overhead, notes);
