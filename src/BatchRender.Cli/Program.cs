@@ -1,11 +1,7 @@
 using System.CommandLine;
 using BatchRender.Cli;
-using BatchRender.Cli.Commands;
 
 // batchrender: the command line of BatchRender (DESIGN.md "CLI"). Exit codes: 0 success, 2 invalid input, 1 anything else.
-var root = new RootCommand("BatchRender: batch image and video rendering with Hunyuan-DiT, on Azure or locally on Azurite.")
-{
-    CliConfiguration.ConfigOption,
-    ValidateCommand.Create(),
-};
-return await root.Parse(args).InvokeAsync();
+// Ctrl-C/SIGTERM cancel the command's token; long-running commands (worker, ingest, demo) get time to drain before the
+// process gives up on them (the worker's Worker:DrainTimeout is 50 s by default).
+return await BatchRenderCommand.Create().Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(70) });

@@ -5,34 +5,32 @@ using Spectre.Console;
 
 namespace BatchRender.Cli.Commands;
 
-/// <summary><c>validate --schedule</c>: the schedule parser, then the inline manifest by the manifest validator.</summary>
+/// <summary><c>validate --schedule</c>: Core's <see cref="LocalScheduleCheck"/> (the schedule, then its inline manifest as
+/// the next occurrence's job, problems under <c>manifest.</c>).</summary>
 internal static class ScheduleValidation
 {
     public static async Task<int> RunAsync(FileInfo file, IConfiguration configuration, CancellationToken ct)
     {
         var rules = CliConfiguration.ManifestRules(configuration);
-        ScheduleParseResult parsed;
-        await using (var stream = file.OpenRead())
-            parsed = await new ScheduleParser(rules).ParseAsync(stream, file.Name, ct);
-        if (!parsed.IsValid)
+        var now = DateTimeOffset.UtcNow;
+        var check = await LocalScheduleCheck.CheckFileAsync(file.FullName, new ScheduleParser(rules), new ManifestValidator(rules), now, ct);
+        foreach (var warning in check.Warnings) AnsiConsole.MarkupLineInterpolated($"[yellow]warning[/] {warning}");
+        if (!check.IsValid)
         {
-            Console.Error.WriteLine($"{file.Name}: {parsed.TotalProblems:N0} problem{(parsed.TotalProblems == 1 ? "" : "s")}");
-            foreach (var problem in parsed.Problems) Console.Error.WriteLine($"  {problem}");
-            if (parsed.Truncated) Console.Error.WriteLine($"  ... and {parsed.TotalProblems - parsed.Problems.Count:N0} more problems");
+            Console.Error.WriteLine($"{file.Name}: {check.TotalProblems:N0} problem{(check.TotalProblems == 1 ? "" : "s")}");
+            foreach (var problem in check.Problems) Console.Error.WriteLine($"  {problem}");
+            if (check.TotalProblems > check.Problems.Count)
+                Console.Error.WriteLine($"  ... and {check.TotalProblems - check.Problems.Count:N0} more problems");
             return ExitCodes.InvalidInput;
         }
 
-        var schedule = parsed.Schedule!;
-        var next = schedule.Expression.GetNextOccurrence(DateTimeOffset.UtcNow, schedule.TimeZone);
+        var schedule = check.Schedule.Schedule!;
+        var next = schedule.Expression.GetNextOccurrence(now, schedule.TimeZone);
         AnsiConsole.MarkupLineInterpolated($"[green]valid[/] schedule [bold]{schedule.Name}[/]: '{schedule.Cron}' in {schedule.TimeZone.Id}; next run {next:u} as job {(next is { } n ? schedule.JobIdFor(n) : "-")}");
-        if (schedule.InlineManifest is { } range)
-        {
-            await using var stream = file.OpenRead();
-            await using var manifest = ScheduleParser.OpenRange(stream, range);
-            var result = await new ManifestValidator(rules).ValidateAsync(manifest, ManifestSource.ForLocalFile(file.FullName), ct);
-            return ValidateCommand.Report($"{file.Name} (manifest)", result);
-        }
-        AnsiConsole.MarkupLineInterpolated($"manifest: blob manifests/{schedule.ManifestBlob} (validated when the schedule runs)");
+        if (check.Manifest is { } manifest)
+            AnsiConsole.MarkupLineInterpolated($"manifest (inline): {manifest.ItemCount:N0} items, model {manifest.Model}");
+        else
+            AnsiConsole.MarkupLineInterpolated($"manifest: blob manifests/{schedule.ManifestBlob} (validated when the schedule runs)");
         return ExitCodes.Success;
     }
 }

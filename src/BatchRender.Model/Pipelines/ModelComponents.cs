@@ -35,23 +35,15 @@ public sealed class ModelComponents : IDisposable
     public int LatentChannels => Transformer.Config.InChannels;
     public int VaeScaleFactor => Vae.ScaleFactor;
 
-    public static AutoencoderKL LoadVae(string componentDirectory, Device device)
-    {
-        var vae = new AutoencoderKL(AutoencoderKLConfig.Load(Path.Combine(componentDirectory, DiffusersComponent.ConfigFileName)), device);
-        DiffusersComponent.LoadStateDict(vae, componentDirectory);
-        vae.eval();
-        return vae;
-    }
-
     public static ModelComponents Load(string modelDirectory, Device device)
     {
         CheckLayout(modelDirectory);
         string Part(string name) => Path.Combine(modelDirectory, name);
 
         var transformer = HunyuanDiT2DModel.FromPretrained(Part("transformer"), device);
-        var vae = LoadVae(Part("vae"), device);
-        var textEncoder = LoadBert(Part("text_encoder"), device);
-        var textEncoder2 = LoadT5(Part("text_encoder_2"), device);
+        var vae = AutoencoderKL.FromPretrained(Part("vae"), device);
+        var textEncoder = BertModel.FromPretrained(Part("text_encoder"), device);
+        var textEncoder2 = T5EncoderModel.FromPretrained(Part("text_encoder_2"), device);
         var components = new ModelComponents
         {
             Transformer = transformer,
@@ -66,39 +58,6 @@ public sealed class ModelComponents : IDisposable
         };
         components.CheckCompatible(modelDirectory);
         return components;
-    }
-
-    /// <summary>transformers BertModel weights; the pooler is built only when the file has it (Hunyuan-DiT does not use it).</summary>
-    public static BertModel LoadBert(string componentDirectory, Device device)
-    {
-        var config = BertConfig.Load(Path.Combine(componentDirectory, DiffusersComponent.ConfigFileName));
-        var keys = DiffusersComponent.FindWeightFiles(componentDirectory)
-            .SelectMany(f => SafetensorsFile.ReadHeader(f).Entries).Select(e => StripBertPrefix(e.Name)).ToHashSet();
-        var model = new BertModel(config with { AddPoolingLayer = keys.Contains("pooler.dense.weight") }, device);
-        DiffusersComponent.LoadStateDict(model, componentDirectory, options: new StateDictLoadOptions
-        {
-            MapFileKey = StripBertPrefix,
-            // transformers keeps a position_ids buffer in some BERT checkpoints: not a weight.
-            IgnoreUnexpected = k => k.EndsWith("position_ids", StringComparison.Ordinal),
-        });
-        model.eval();
-        return model;
-    }
-
-    // Some BERT checkpoints (Tencent's original clip_text_encoder) prefix every key with "bert.".
-    private static string StripBertPrefix(string key) => key.StartsWith("bert.", StringComparison.Ordinal) ? key[5..] : key;
-
-    /// <summary>transformers T5EncoderModel weights; the tied alias encoder.embed_tokens.weight is skipped when present.</summary>
-    public static T5EncoderModel LoadT5(string componentDirectory, Device device)
-    {
-        var config = T5Config.Load(Path.Combine(componentDirectory, DiffusersComponent.ConfigFileName));
-        var model = new T5EncoderModel(config, device);
-        DiffusersComponent.LoadStateDict(model, componentDirectory, options: new StateDictLoadOptions
-        {
-            MapFileKey = k => T5EncoderModel.TiedKeys.ContainsKey(k) ? null : k,
-        });
-        model.eval();
-        return model;
     }
 
     /// <summary>model_index.json must exist and name every component; each component folder must exist.</summary>

@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using BatchRender.Model.Autoencoders;
-using BatchRender.Model.Loading;
 using BatchRender.Model.Schedulers;
 using BatchRender.Model.TextEncoders;
 using BatchRender.Model.Transformers;
@@ -26,9 +25,9 @@ public static class ModelDirectoryWriter
         Directory.CreateDirectory(modelDirectory);
         string Part(string name) => Path.Combine(modelDirectory, name);
         transformer.SavePretrained(Part("transformer"), dtype);
-        DiffusersComponent.Save(vae, Part("vae"), WithClass("AutoencoderKL", vae.Config), dtype: dtype);
-        DiffusersComponent.Save(textEncoder, Part("text_encoder"), WithClass("BertModel", textEncoder.Config), "model.safetensors", dtype);
-        DiffusersComponent.Save(textEncoder2, Part("text_encoder_2"), WithClass("T5EncoderModel", textEncoder2.Config), "model.safetensors", dtype);
+        vae.SavePretrained(Part("vae"), dtype);
+        textEncoder.SavePretrained(Part("text_encoder"), dtype);
+        textEncoder2.SavePretrained(Part("text_encoder_2"), dtype);
         Directory.CreateDirectory(Part("scheduler"));
         File.WriteAllText(Path.Combine(Part("scheduler"), "scheduler_config.json"),
                           WithClass(scheduler.ClassName ?? "DDPMScheduler", scheduler).ToJsonString(Indented));

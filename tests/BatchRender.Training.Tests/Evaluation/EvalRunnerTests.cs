@@ -87,12 +87,13 @@ public class EvalRunnerTests
     [Fact]
     public void Renderer_mistakes_are_clear_errors()
     {
+        var small = EvalSet.Create(Split, new EvalSetOptions { ImageScenes = 2, VideoClips = 1, FramesPerClip = 3, InpaintItems = 0 });
         var runner = new EvalRunner(new AttributeAnalyser(), new EvalRunOptions());
-        EvalRenderer tooFew = (prompts, _) => prompts.Skip(1).Select(p => new RenderedItem(Set.RenderGroundTruth(p))).ToList();
-        Assert.Contains("returned", Assert.Throws<InvalidOperationException>(() => runner.Run(Set, [("fp32", tooFew)])).Message);
-        Assert.Throws<ArgumentException>(() => runner.Run(Set, []));
+        EvalRenderer tooFew = (prompts, _) => prompts.Skip(1).Select(p => new RenderedItem(small.RenderGroundTruth(p))).ToList();
+        Assert.Contains("returned", Assert.Throws<InvalidOperationException>(() => runner.Run(small, [("fp32", tooFew)])).Message);
+        Assert.Throws<ArgumentException>(() => runner.Run(small, []));
         var strict = new EvalRunner(new AttributeAnalyser(), new EvalRunOptions { MinimumAnalyserAccuracy = 1.01 });
-        Assert.Contains("analyser", Assert.Throws<InvalidOperationException>(() => strict.Run(Set, [("fp32", GroundTruth(Set))])).Message);
+        Assert.Contains("analyser", Assert.Throws<InvalidOperationException>(() => strict.Run(small, [("fp32", GroundTruth(small))])).Message);
     }
 
     [Fact]

@@ -1,0 +1,271 @@
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using BatchRender.Core.Ingestion;
+using BatchRender.Core.Local;
+using BatchRender.Core.Manifests;
+using BatchRender.Core.Messages;
+using BatchRender.Core.State;
+using BatchRender.Core.Storage;
+using BatchRender.Core.Transport;
+using BatchRender.Model.Pipelines;
+using BatchRender.Worker.Processing;
+using BatchRender.Worker.Rendering;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace BatchRender.Cli.Benchmarks;
+
+/// <summary><c>bench --json</c>'s "pipeline" object (DESIGN.md "CLI"), with the runs behind the headline numbers.</summary>
+public sealed record PipelineBenchmarkResult(
+    [property: JsonPropertyName("ingestTasksPerSecond")] double IngestTasksPerSecond,
+    [property: JsonPropertyName("ingestPeakMemoryMb")] double IngestPeakMemoryMb,
+    [property: JsonPropertyName("overheadShareOfRender")] double? OverheadShareOfRender,
+    [property: JsonPropertyName("ingestRuns")] IReadOnlyList<IngestRun> IngestRuns,
+    [property: JsonPropertyName("overhead")] OverheadMeasurement? Overhead,
+    [property: JsonPropertyName("notes")] IReadOnlyList<string> Notes);
+
+/// <param name="PeakWorkingSetMb">Peak working set of the process during the run.</param>
+/// <param name="PeakManagedMb">Peak managed heap during the run (what a growing manifest would inflate).</param>
+public sealed record IngestRun(
+    [property: JsonPropertyName("items")] int Items,
+    [property: JsonPropertyName("seconds")] double Seconds,
+    [property: JsonPropertyName("tasksPerSecond")] double TasksPerSecond,
+    [property: JsonPropertyName("peakWorkingSetMb")] double PeakWorkingSetMb,
+    [property: JsonPropertyName("peakManagedMb")] double PeakManagedMb);
+
+/// <param name="Model">What rendered: "demo", or a label saying it was another model directory.</param>
+public sealed record OverheadMeasurement(
+    [property: JsonPropertyName("model")] string Model,
+    [property: JsonPropertyName("items")] int Items,
+    [property: JsonPropertyName("size")] int Size,
+    [property: JsonPropertyName("steps")] int Steps,
+    [property: JsonPropertyName("quantization")] string Quantization,
+    [property: JsonPropertyName("renderMsPerItem")] double RenderMsPerItem,
+    [property: JsonPropertyName("overheadMsPerItem")] double OverheadMsPerItem);
+
+public sealed record PipelineBenchmarkOptions
+{
+    /// <summary>Manifest sizes ingested, each into a fresh queue and tables (default 10k, 50k, 100k items).</summary>
+    public IReadOnlyList<int> IngestSizes { get; init; } = [10_000, 50_000, 100_000];
+    /// <summary>Items whose queue, state and blob work is timed for the overhead.</summary>
+    public int OverheadItems { get; init; } = 10;
+    /// <summary>Model directory rendered for the overhead's denominator; null skips the overhead.</summary>
+    public string? ModelDirectory { get; init; }
+    public string ModelLabel { get; init; } = "demo";
+    public int Size { get; init; } = 128;
+    public int Steps { get; init; } = 20;
+    public string Quantization { get; init; } = "int8-dynamic";
+    public int Threads { get; init; }
+}
+
+/// <summary>
+/// The pipeline benchmark, on Azurite (started if none is running): (1) ingest rate of generated manifests of growing
+/// size through the real IngestionService to Storage Queues, with the process's peak memory per run, which must stay
+/// flat; (2) the pipeline's own work per item (receive, item state, PNG and sidecar writes through the resilient
+/// writer, state, complete) as a share of the model's render time for the same item.
+/// </summary>
+public sealed class PipelineBenchmark(IConfiguration configuration, ILoggerFactory loggers)
+{
+    private readonly ILogger _logger = loggers.CreateLogger<PipelineBenchmark>();
+
+    public async Task<PipelineBenchmarkResult> RunAsync(PipelineBenchmarkOptions options, CancellationToken ct)
+    {
+        // The configured emulator when the configuration names one by its endpoints; otherwise the standard one
+        // (started if none is running). Never a real Azure account: this measures the pipeline on Azurite.
+        var configured = configuration["Storage:ConnectionString"] ?? configuration["Storage"];
+        await using var azurite = configured is not null && configured.Contains("BlobEndpoint=http://127.0.0.1", StringComparison.Ordinal)
+            ? null
+            : await AzuriteLauncher.StartAsync(new AzuriteOptions { InMemory = true }, loggers.CreateLogger<AzuriteLauncher>(), ct);
+        var connectionString = azurite?.ConnectionString ?? configured!;
+        var notes = new List<string> { $"Azurite at {connectionString.Split(';').FirstOrDefault(p => p.StartsWith("BlobEndpoint", StringComparison.Ordinal))}; Storage Queue transport" };
+        var work = Directory.CreateTempSubdirectory("batchrender-bench-pipeline-").FullName;
+        try
+        {
+            var runs = new List<IngestRun>();
+            foreach (var size in options.IngestSizes)
+                runs.Add(await IngestRunAsync(connectionString, work, size, ct));
+            OverheadMeasurement? overhead = null;
+            if (options.ModelDirectory is null) notes.Add("overhead not measured: no model to render (train the demo model with `batchrender train`)");
+            else overhead = await OverheadAsync(connectionString, work, options, ct);
+            var largest = runs.MaxBy(r => r.Items)!;
+            return new PipelineBenchmarkResult(largest.TasksPerSecond, largest.PeakWorkingSetMb,
+                overhead is null ? null : Math.Round(overhead.OverheadMsPerItem / overhead.RenderMsPerItem, 4), runs, overhead, notes);
+        }
+        finally
+        {
+            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+        }
+    }
+
+    private async Task<IngestRun> IngestRunAsync(string connectionString, string work, int items, CancellationToken ct)
+    {
+        var manifest = Path.Combine(work, $"bench-{items}.json");
+        await WriteManifestAsync(manifest, $"bench-{items}-{Guid.NewGuid().ToString("N")[..8]}", items, 128, 20, ct);
+        using var host = await StartHostAsync(connectionString, ct);
+        var ingestion = host.Services.GetRequiredService<IngestionService>();
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        using var sampler = new MemorySampler();
+        var clock = Stopwatch.StartNew();
+        IngestResult result;
+        await using (var stream = File.OpenRead(manifest))
+            result = await ingestion.IngestStreamAsync(stream, manifest, new LocalFolderManifestInputs(work), cancellationToken: ct);
+        var seconds = clock.Elapsed.TotalSeconds;
+        var (workingSet, managed) = await sampler.StopAsync();
+        if (!result.Accepted) throw new InvalidOperationException($"the generated manifest was rejected: {string.Join("; ", result.Validation.Describe())}");
+        var run = new IngestRun(items, Math.Round(seconds, 2), Math.Round(result.TasksEnqueued / seconds, 0), Math.Round(workingSet / 1e6, 1), Math.Round(managed / 1e6, 1));
+        _logger.LogInformation("Ingest of {Items:N0} items: {Rate:N0} tasks/s, peak working set {WorkingSet} MB, managed {Managed} MB",
+            items, run.TasksPerSecond, run.PeakWorkingSetMb, run.PeakManagedMb);
+        await DeleteHostResourcesAsync(host, ct);
+        File.Delete(manifest);
+        return run;
+    }
+
+    private async Task<OverheadMeasurement> OverheadAsync(string connectionString, string work, PipelineBenchmarkOptions options, CancellationToken ct)
+    {
+        // The denominator: one item rendered by the model (after a warm-up render), as a worker renders it.
+        byte[] png;
+        double renderMs;
+        var quantization = WireNames.ParseQuantization(options.Quantization);
+        using (var pipeline = HunyuanDiTPipeline.Load(new PipelineLoadOptions
+               { ModelDirectory = options.ModelDirectory!, Device = "cpu", Quantization = quantization, Threads = options.Threads }))
+        {
+            var request = new RenderRequest { Prompt = "a red star in the top left corner", Seed = 1, Width = options.Size, Height = options.Size, Steps = options.Steps };
+            pipeline.Render([request with { Steps = 1 }], cancellationToken: ct);
+            var clock = Stopwatch.StartNew();
+            png = pipeline.Render([request], cancellationToken: ct)[0].Png;
+            renderMs = clock.Elapsed.TotalMilliseconds;
+        }
+
+        // The numerator: everything the worker does around the model, per item.
+        var manifest = Path.Combine(work, "overhead.json");
+        var jobId = $"overhead-{Guid.NewGuid().ToString("N")[..8]}";
+        await WriteManifestAsync(manifest, jobId, options.OverheadItems, options.Size, options.Steps, ct);
+        using var host = await StartHostAsync(connectionString, ct);
+        await using (var stream = File.OpenRead(manifest))
+            await host.Services.GetRequiredService<IngestionService>().IngestStreamAsync(stream, manifest, new LocalFolderManifestInputs(work), cancellationToken: ct);
+        var receiver = host.Services.GetRequiredService<IRenderTaskReceiver>();
+        var tracker = host.Services.GetRequiredService<JobTracker>();
+        var writer = new RenderOutputWriter(host.Services.GetRequiredService<ResilientBlobWriter>(), NullLogger<RenderOutputWriter>.Instance);
+        var worker = new WorkerIdentity();
+        var done = 0;
+        var overhead = Stopwatch.StartNew();
+        while (done < options.OverheadItems)
+        {
+            foreach (var received in await receiver.ReceiveAsync(4, TimeSpan.FromSeconds(5), ct))
+            {
+                var task = received.Body.ToObjectFromJson(RenderTaskMessageJsonContext.Default.RenderTaskMessage)!;
+                await tracker.StartItemAsync(task.JobId, task.ItemId, worker.Id, ct);
+                var output = new RenderedOutput { Png = png, ModelHash = "bench", TimingsMs = new Dictionary<string, double> { ["render"] = renderMs } };
+                var sidecar = await writer.WriteAsync(task, output, worker, received.DeliveryCount, ct);
+                await tracker.CompleteItemAsync(task.JobId, task.ItemId, sidecar.Outputs.Select(o => o.Blob).ToList(), output.TimingsMs, ct);
+                await received.CompleteAsync(ct);
+                done++;
+            }
+        }
+        var overheadMs = overhead.Elapsed.TotalMilliseconds / done;
+        await DeleteHostResourcesAsync(host, ct);
+        return new OverheadMeasurement(options.ModelLabel, done, options.Size, options.Steps, options.Quantization,
+            Math.Round(renderMs, 1), Math.Round(overheadMs, 2));
+    }
+
+    /// <summary>A Core host on the Azurite with a queue, tables and containers of its own.</summary>
+    private async Task<IHost> StartHostAsync(string connectionString, CancellationToken ct)
+    {
+        var id = Guid.NewGuid().ToString("N")[..10];
+        var settings = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Storage:ConnectionString"] = connectionString,
+            ["Transport:Kind"] = "StorageQueue",
+            ["Transport:QueueName"] = $"bench-{id}",
+            ["Transport:PoisonQueueName"] = $"bench-{id}-poison",
+            ["Blobs:ManifestsContainer"] = $"bench-manifests-{id}",
+            ["Blobs:RendersContainer"] = $"bench-renders-{id}",
+            ["Blobs:SchedulesContainer"] = $"bench-schedules-{id}",
+            ["State:JobsTable"] = $"benchjobs{id}",
+            ["State:ItemsTable"] = $"benchitems{id}",
+            ["State:SchedulesTable"] = $"benchschedules{id}",
+            ["Models:demo:Path"] = "models/demo",
+        }).Build();
+        return await CliHost.StartCoreAsync(settings, ct);
+    }
+
+    private static async Task DeleteHostResourcesAsync(IHost host, CancellationToken ct)
+    {
+        var s = host.Services;
+        var transport = s.GetRequiredService<Microsoft.Extensions.Options.IOptions<Core.Configuration.TransportOptions>>().Value;
+        var state = s.GetRequiredService<Microsoft.Extensions.Options.IOptions<Core.Configuration.StateOptions>>().Value;
+        var blobs = s.GetRequiredService<Microsoft.Extensions.Options.IOptions<Core.Configuration.BlobOptions>>().Value;
+        var queues = s.GetRequiredService<Azure.Storage.Queues.QueueServiceClient>();
+        await queues.DeleteQueueAsync(transport.QueueName, ct);
+        await queues.DeleteQueueAsync(transport.PoisonQueueName, ct);
+        var tables = s.GetRequiredService<Azure.Data.Tables.TableServiceClient>();
+        await tables.DeleteTableAsync(state.JobsTable, ct);
+        await tables.DeleteTableAsync(state.ItemsTable, ct);
+        var blobService = s.GetRequiredService<Azure.Storage.Blobs.BlobServiceClient>();
+        await blobService.GetBlobContainerClient(blobs.RendersContainer).DeleteIfExistsAsync(cancellationToken: ct);
+        await host.StopAsync(ct);
+    }
+
+    /// <summary>A manifest of <paramref name="items"/> images, written as a stream (never whole in memory).</summary>
+    public static async Task WriteManifestAsync(string path, string jobId, int items, int size, int steps, CancellationToken ct)
+    {
+        await using var file = File.Create(path);
+        await using var json = new Utf8JsonWriter(file);
+        json.WriteStartObject();
+        json.WriteNumber("schemaVersion", 1);
+        json.WriteString("jobId", jobId);
+        json.WriteStartObject("defaults");
+        json.WriteNumber("width", size);
+        json.WriteNumber("height", size);
+        json.WriteNumber("steps", steps);
+        json.WriteEndObject();
+        json.WriteStartArray("items");
+        string[] prompts = ["a red star in the top left corner", "蓝色背景左上角有一个大的红色五角星", "a green square in the middle"];
+        for (var i = 0; i < items; i++)
+        {
+            json.WriteStartObject();
+            json.WriteString("id", $"item-{i:D6}");
+            json.WriteString("prompt", prompts[i % prompts.Length]);
+            json.WriteNumber("seed", i);
+            json.WriteEndObject();
+            if (json.BytesPending > 64 * 1024) await json.FlushAsync(ct);
+        }
+        json.WriteEndArray();
+        json.WriteEndObject();
+    }
+
+    /// <summary>Samples the process's working set and managed heap every 20 ms; reports the peaks.</summary>
+    private sealed class MemorySampler : IDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task<(long WorkingSet, long Managed)> _task;
+
+        public MemorySampler() => _task = Task.Run(async () =>
+        {
+            long workingSet = 0, managed = 0;
+            using var process = Process.GetCurrentProcess();
+            while (true)
+            {
+                process.Refresh();
+                workingSet = Math.Max(workingSet, process.WorkingSet64);
+                managed = Math.Max(managed, GC.GetTotalMemory(false));
+                if (_stop.IsCancellationRequested) return (workingSet, managed);
+                try { await Task.Delay(20, _stop.Token); } catch (OperationCanceledException) { }
+            }
+        });
+
+        public Task<(long WorkingSet, long Managed)> StopAsync()
+        {
+            _stop.Cancel();
+            return _task;
+        }
+
+        public void Dispose() => _stop.Dispose();
+    }
+}
