@@ -105,7 +105,7 @@ public sealed class RenderWorkerService(
             foreach (var item in work)
             {
                 if (drain.IsCancellationRequested) await AbandonAsync(item, "the worker shut down before rendering it");
-                else if (await AdmitAsync(item, drain)) admitted.Add(item);
+                else if (await AdmitAsync(item)) admitted.Add(item);
             }
             foreach (var group in admitted.GroupBy(w => RenderGroupKey.For(w.Message!)))
             {
@@ -127,7 +127,7 @@ public sealed class RenderWorkerService(
     }
 
     /// <summary>True when the task should be rendered; otherwise it has been settled here.</summary>
-    private async Task<bool> AdmitAsync(WorkItem item, CancellationToken cancellationToken)
+    private async Task<bool> AdmitAsync(WorkItem item)
     {
         var received = item.Received;
         var message = OutgoingTasks.TryParse(received.Body, out var parseError);
@@ -151,17 +151,13 @@ public sealed class RenderWorkerService(
         ItemStart start;
         try
         {
-            start = await state.StartItemAsync(message.JobId, message.ItemId, identity.Id, cancellationToken);
+            // Not cancelled by the drain: a state change cut off mid-flight may have landed, leaving the item rendering.
+            start = await state.StartItemAsync(message.JobId, message.ItemId, identity.Id, CancellationToken.None);
         }
-        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        catch (Exception e)
         {
             logger.LogWarning(e, "Reading the state of {JobId}/{ItemId} failed; abandoning the task for redelivery", message.JobId, message.ItemId);
             await AbandonAsync(item, e.Message);
-            return false;
-        }
-        catch (OperationCanceledException)
-        {
-            await AbandonAsync(item, "the worker shut down before rendering it");
             return false;
         }
         switch (start.Decision)
@@ -227,7 +223,7 @@ public sealed class RenderWorkerService(
                     item.Received.DeliveryCount, drain);
                 timings["write"] = Stopwatch.GetElapsedTime(writeStarted).TotalMilliseconds;
                 var blobs = sidecar.Outputs.Select(o => o.Blob).Append(BlobLayout.Sidecar(message.JobId, message.ItemId)).ToList();
-                await state.CompleteItemAsync(message.JobId, message.ItemId, blobs, timings, drain);
+                await state.CompleteItemAsync(message.JobId, message.ItemId, blobs, timings, CancellationToken.None);
                 await CompleteAsync(item, "rendered");
             }
             catch (Exception e)
