@@ -72,6 +72,27 @@ public sealed class WorkerFaultTests(AzuriteFixture azurite) : IClassFixture<Azu
         Assert.Contains(2, attempts); // the abandoned ones were tried again
     }
 
+    [Fact]
+    public async Task Locks_are_renewed_while_rendering_so_another_worker_does_not_get_the_task()
+    {
+        var h = new WorkerHarness(azurite, "renew", lockDuration: TimeSpan.FromSeconds(2));
+        const string job = "renew-job";
+        await h.SubmitAsync(job, [WorkerHarness.Image(job, "slow")]);
+        var slow = new DeterministicTestRenderEngine { RenderDelay = TimeSpan.FromSeconds(6) }; // three lock durations
+        var other = new DeterministicTestRenderEngine();
+        var a = h.Worker(engine: slow);
+        var b = h.Worker(engine: other);
+        await a.StartAsync(CancellationToken.None);
+        await h.WaitUntilAsync(async () => (await h.State.GetJobAsync(job))!.Counts.Rendering == 1, "the render to start");
+        await b.StartAsync(CancellationToken.None);
+        await h.WaitForJobEndAsync(job);
+        await Task.WhenAll(a.StopAsync(CancellationToken.None), b.StopAsync(CancellationToken.None));
+
+        Assert.Equal((1, 0), (slow.RenderedTasks, other.RenderedTasks));
+        Assert.Equal(1, (await h.State.GetItemAsync(job, "slow"))!.Attempts);
+        Assert.Equal(0, await h.QueueLengthAsync());
+    }
+
     private static async Task AssertExactlyOneIntactOutputPerItemAsync(WorkerHarness h, string job, IReadOnlyList<RenderTaskMessage> tasks)
     {
         var blobs = (await h.ListRendersAsync(job + "/")).Select(b => b.Name).Where(n => !n.StartsWith($"{job}/{BlobLayout.JobFolder}/")).ToList();

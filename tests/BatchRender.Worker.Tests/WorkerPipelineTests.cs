@@ -29,10 +29,18 @@ public sealed class WorkerPipelineTests(AzuriteFixture azurite) : IClassFixture<
         var worker = h.Worker();
         await worker.StartAsync(CancellationToken.None);
         var ended = await h.WaitForJobEndAsync(job);
+        await h.WaitUntilAsync(async () => (await h.Renders.GetBlobClient(BlobLayout.Gallery(job)).ExistsAsync()).Value, "the gallery");
         await worker.StopAsync(CancellationToken.None);
 
         Assert.Equal(JobStatuses.Done, ended.Status);
         Assert.Equal(5, ended.Counts.Done);
+        // The gallery a person opens: every item, linking its image (the video by its animated preview).
+        var gallery = System.Text.Encoding.UTF8.GetString(await h.DownloadAsync(BlobLayout.Gallery(job)));
+        foreach (var task in tasks) Assert.Contains($"id=\"{task.ItemId}\"", gallery);
+        Assert.Contains("../star-1.png", gallery);
+        Assert.Contains("../bloom.gif", gallery);
+        using var report = System.Text.Json.JsonDocument.Parse(await h.DownloadAsync(BlobLayout.Report(job)));
+        Assert.Equal(JobStatuses.Done, report.RootElement.GetProperty("status").GetString());
         // Compatible tasks went through the engine together: never a group mixing sizes or kinds.
         Assert.All(h.Engine.Groups, g => Assert.Single(g.Select(id => tasks.Single(t => $"{t.JobId}/{t.ItemId}" == id)).Select(t => (t.Kind, t.Params.Width)).Distinct()));
         Assert.Contains(h.Engine.Groups, g => g.Count > 1);
@@ -83,8 +91,8 @@ public sealed class WorkerPipelineTests(AzuriteFixture azurite) : IClassFixture<
         await worker.StopAsync(CancellationToken.None);
 
         Assert.Equal(1, h.Engine.RenderedTasks);
-        var blobs = await h.ListRendersAsync(job + "/");
-        Assert.Equal([BlobLayout.Image(job, "only"), BlobLayout.Sidecar(job, "only")], blobs.Select(b => b.Name).OrderByDescending(n => n.EndsWith(".png")));
+        var outputs = (await h.ListRendersAsync(job + "/")).Select(b => b.Name).Where(n => !n.Contains($"/{BlobLayout.JobFolder}/"));
+        Assert.Equal([BlobLayout.Image(job, "only"), BlobLayout.Sidecar(job, "only")], outputs.OrderByDescending(n => n.EndsWith(".png")));
         Assert.Equal(firstSidecar, await h.DownloadAsync(BlobLayout.Sidecar(job, "only")));
         var item = (await h.State.GetItemAsync(job, "only"))!;
         Assert.Equal((ItemStates.Done, 1), (item.State, item.Attempts));

@@ -110,7 +110,13 @@ public static class CoreServiceCollectionExtensions
             return transport.Kind == TransportKind.ServiceBus
                 ? new ServiceBusTaskReceiver(provider.GetRequiredService<ServiceBusClient>(), transport)
                 : new StorageQueueTaskReceiver(provider.GetRequiredService<QueueServiceClient>(), transport,
-                    provider.GetRequiredService<TimeProvider>());
+                    provider.GetRequiredService<TimeProvider>(),
+                    // The item of a task dead-lettered for too many deliveries is dead-lettered too, so its job can end.
+                    async (task, ct) =>
+                    {
+                        if (task.Properties.TryGetValue(TaskProperties.JobId, out var jobId) && task.Properties.TryGetValue(TaskProperties.ItemId, out var itemId))
+                            await provider.GetRequiredService<JobTracker>().DeadLetterItemAsync(jobId, itemId, $"{task.Reason}: {task.Description}", ct);
+                    });
         });
 
         // State, outputs, reports, ingestion.

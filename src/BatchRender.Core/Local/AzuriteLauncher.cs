@@ -19,6 +19,11 @@ public sealed class AzuriteOptions
     /// <summary>Folder holding the package.json that pins Azurite; empty = found by walking up from the app and the working directory.</summary>
     public string? RepositoryRoot { get; set; }
     public TimeSpan StartTimeout { get; set; } = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// Stop the emulator when this process ends, even if it is killed without running its disposers (a test host):
+    /// on Linux and macOS it runs under a small shell that stops it when this process's end closes its stdin.
+    /// </summary>
+    public bool ExitWithThisProcess { get; set; } = true;
 }
 
 /// <summary>
@@ -101,13 +106,23 @@ public sealed class AzuriteLauncher : IAsyncDisposable
             arguments.AddRange(["--location", location]);
         }
 
-        var start = new ProcessStartInfo(azurite)
+        var watched = options.ExitWithThisProcess && !OperatingSystem.IsWindows();
+        var start = new ProcessStartInfo(watched ? "/bin/sh" : azurite)
         {
             WorkingDirectory = root,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            RedirectStandardInput = watched,
             UseShellExecute = false,
         };
+        if (watched)
+        {
+            // sh runs azurite and, beside it, waits for EOF on stdin: the pipe closes when this process ends, however it
+            // ends, and then azurite is stopped. The shell itself ends with azurite (so a failed start is seen at once). stdin is
+            // kept on fd 3: a background job's own stdin is /dev/null.
+            foreach (var a in new[] { "-c", "exec 3<&0; \"$0\" \"$@\" & child=$!; (cat <&3 >/dev/null; kill $child 2>/dev/null) & wait $child", azurite })
+                start.ArgumentList.Add(a);
+        }
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         logger.LogInformation("Starting Azurite: {Command} {Arguments}", azurite, string.Join(" ", arguments));
         var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start '{azurite}'.");
@@ -138,6 +153,10 @@ public sealed class AzuriteLauncher : IAsyncDisposable
         await launcher.DisposeAsync();
         throw new TimeoutException($"Azurite did not answer on {options.Host}:{string.Join(",", ports)} within {options.StartTimeout}.");
     }
+
+    /// <summary>True when something answers on all three of the configured ports.</summary>
+    public static async Task<bool> IsRunningAsync(AzuriteOptions options, CancellationToken cancellationToken = default) =>
+        await CountListeningAsync(options.Host, [options.BlobPort, options.QueuePort, options.TablePort], cancellationToken) == 3;
 
     /// <summary>The nearest folder above the app or the working directory whose package.json names azurite.</summary>
     public static string? FindRepositoryRoot()

@@ -58,7 +58,7 @@ public static class GalleryPage
                 html.Append($"<a href=\"{Link(report.JobId, preview)}\"><img src=\"{Link(report.JobId, preview)}\" alt=\"{E(alt)}\" loading=\"lazy\" width=\"{item.Width}\" height=\"{item.Height}\"></a>\n");
             }
             html.Append($"<figcaption><span class=\"id\">{E(item.ItemId)}</span> <span class=\"state {E(item.State)}\">{E(item.State)}</span>\n");
-            html.Append($"<div class=\"prompt\" lang=\"\">{E(item.Prompt)}</div>\n");
+            html.Append($"<div class=\"prompt\">{E(item.Prompt)}</div>\n");
             html.Append($"<div class=\"meta\">{E(Meta(item))}</div>\n");
             if (item.Error is { } error) html.Append($"<div class=\"error\">{E(error)}</div>\n");
             html.Append("</figcaption></figure>\n");

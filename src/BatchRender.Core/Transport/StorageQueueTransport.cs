@@ -90,12 +90,19 @@ public sealed class StorageQueueTaskReceiver : IRenderTaskReceiver
     private readonly StorageQueuePair _queues;
     private readonly TransportOptions _options;
     private readonly TimeProvider _time;
+    private readonly Func<DeadLetteredTask, CancellationToken, Task>? _onDeliveriesExceeded;
 
-    public StorageQueueTaskReceiver(QueueServiceClient service, TransportOptions options, TimeProvider? time = null)
+    /// <param name="onDeliveriesExceeded">
+    /// Called after this receiver dead-letters a task delivered too often (what the Service Bus broker does on its own),
+    /// so the item's state can say so: the worker never saw that delivery.
+    /// </param>
+    public StorageQueueTaskReceiver(QueueServiceClient service, TransportOptions options, TimeProvider? time = null,
+        Func<DeadLetteredTask, CancellationToken, Task>? onDeliveriesExceeded = null)
     {
         _queues = new StorageQueuePair(service, options);
         _options = options;
         _time = time ?? TimeProvider.System;
+        _onDeliveriesExceeded = onDeliveriesExceeded;
     }
 
     public async Task<IReadOnlyList<IReceivedTask>> ReceiveAsync(int maxTasks, TimeSpan maxWait, CancellationToken cancellationToken = default)
@@ -113,9 +120,14 @@ public sealed class StorageQueueTaskReceiver : IRenderTaskReceiver
             {
                 var task = new StorageQueueReceivedTask(_queues, _options, message, _time);
                 if (task.DeliveryCount > _options.MaxDeliveryCount)
+                {
                     // What Service Bus does on its own: a task delivered too often goes to the dead-letter queue.
-                    await task.DeadLetterAsync(DeadLetterReasons.MaxDeliveryCountExceeded,
-                        $"delivered {task.DeliveryCount} times, more than the maximum of {_options.MaxDeliveryCount}", cancellationToken);
+                    var description = $"delivered {task.DeliveryCount - 1} times without completing (the maximum is {_options.MaxDeliveryCount})";
+                    await task.DeadLetterAsync(DeadLetterReasons.MaxDeliveryCountExceeded, description, cancellationToken);
+                    if (_onDeliveriesExceeded is not null)
+                        await _onDeliveriesExceeded(new DeadLetteredTask(task.MessageId, task.Body, task.Properties,
+                            DeadLetterReasons.MaxDeliveryCountExceeded, description, task.DeliveryCount), cancellationToken);
+                }
                 else
                     received.Add(task);
             }

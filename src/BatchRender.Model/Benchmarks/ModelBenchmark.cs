@@ -136,6 +136,15 @@ public static class ModelBenchmark
                 [ModelBenchmarkResult.PyTorchFp32] = anchor?["ms"]?["fp32"]?.GetValue<double>(),
                 [ModelBenchmarkResult.PyTorchInt8Dynamic] = anchor?["ms"]?["int8-dynamic"]?.GetValue<double>(),
             };
+            var msMin = new Dictionary<string, double?>
+            {
+                [ModelBenchmarkResult.Fp32] = fp32.Min,
+                [ModelBenchmarkResult.Bf16] = variants.FirstOrDefault(v => v.Name == ModelBenchmarkResult.Bf16)?.Min,
+                [ModelBenchmarkResult.Int8Dynamic] = variants.First(v => v.Name == ModelBenchmarkResult.Int8Dynamic).Min,
+                [ModelBenchmarkResult.PyTorchFp32] = MinSample(anchor, "fp32"),
+                [ModelBenchmarkResult.PyTorchInt8Dynamic] = MinSample(anchor, "int8-dynamic"),
+            };
+            anchor?.Remove("samplesMs");
             var snr = new Dictionary<string, double?>
             {
                 [ModelBenchmarkResult.Int8Dynamic] = Round(Fidelity.SnrDb(variants.First(v => v.Name == ModelBenchmarkResult.Int8Dynamic).Output!, fp32.Output!)),
@@ -164,6 +173,7 @@ public static class ModelBenchmark
                     ? $"one transformer forward, batch {options.Batch} (CFG), {options.Width}x{options.Height} px"
                     : $"one transformer forward, batch {options.Batch} (CFG), {options.Width}x{options.Height} px; full render ms in notes",
                 Ms = ms,
+                MsMin = msMin,
                 Ratios = new Dictionary<string, double?>
                 {
                     ["int8-dynamic/fp32"] = Ratio(ms[ModelBenchmarkResult.Fp32], ms[ModelBenchmarkResult.Int8Dynamic]),
@@ -206,6 +216,7 @@ public static class ModelBenchmark
         public QuantizationReport? Report { get; } = report;
         public List<double> Samples { get; } = [];
         public Tensor? Output { get; set; }
+        public double? Min => Samples.Count == 0 ? null : Math.Round(Samples.Min(), 2);
         public double? Median => Samples.Count == 0 ? null : Math.Round(Samples.Order().ElementAt(Samples.Count / 2), 2);
 
         public Tensor Forward(Inputs i) =>
@@ -264,7 +275,6 @@ public static class ModelBenchmark
             try { report = line is null ? null : JsonNode.Parse(line) as JsonObject; }
             catch (JsonException) { report = null; }
             if (report is null) { notes.Add($"PyTorch anchor printed no JSON report: {line}"); return (null, null); }
-            report.Remove("samplesMs");
             report.Remove("output");
             var outputs = SafetensorsFile.ReadHeader(outputPath).ReadAll();
             log($"PyTorch anchor: {report.ToJsonString()}");
@@ -288,6 +298,9 @@ public static class ModelBenchmark
         }
         return (ms, psnr);
     }
+
+    private static double? MinSample(JsonObject? anchor, string key) =>
+        anchor?["samplesMs"]?[key] is JsonArray samples && samples.Count > 0 ? samples.Min(s => s!.GetValue<double>()) : null;
 
     private static double? Ratio(double? slower, double? faster) =>
         slower is { } s && faster is { } f && f > 0 ? Math.Round(s / f, 3) : null;

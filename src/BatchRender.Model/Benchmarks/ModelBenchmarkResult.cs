@@ -20,6 +20,8 @@ public sealed record ModelBenchmarkResult
     [JsonPropertyName("size")] public int Size { get; init; }
     [JsonPropertyName("what")] public required string What { get; init; }
     [JsonPropertyName("ms")] public required IReadOnlyDictionary<string, double?> Ms { get; init; }
+    /// <summary>Fastest repeat per variant: on a machine shared with other work, the least disturbed measurement.</summary>
+    [JsonPropertyName("msMin")] public IReadOnlyDictionary<string, double?>? MsMin { get; init; }
     [JsonPropertyName("ratios")] public required IReadOnlyDictionary<string, double?> Ratios { get; init; }
     /// <summary>PSNR of the decoded image of a full deterministic render vs fp32 (null until a render is benchmarked).</summary>
     [JsonPropertyName("psnrDb")] public required IReadOnlyDictionary<string, double?> PsnrDb { get; init; }

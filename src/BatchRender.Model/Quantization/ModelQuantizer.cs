@@ -42,7 +42,7 @@ public sealed record QuantizationReport(
 
 /// <summary>
 /// Applies a <see cref="QuantizationMode"/> to a module tree by swapping Linear layers for quantized modules in place
-/// (<see cref="ModuleSurgery.ReplaceChild"/>: the <c>Module&lt;Tensor, Tensor&gt;</c> field or <c>ModuleList</c> slot that
+/// (<see cref="ModuleSurgery.ReplaceChild"/>: the <c>Module&lt;Tensor, Tensor&gt;</c> field, <c>ModuleList</c> slot or <c>Sequential</c> item that
 /// holds each Linear gets the new module under the same name), and disposing the fp32 Linear.
 /// </summary>
 public static class ModelQuantizer

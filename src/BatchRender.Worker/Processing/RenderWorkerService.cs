@@ -16,7 +16,8 @@ namespace BatchRender.Worker.Processing;
 /// <summary>
 /// The worker loop: receive a batch of locked tasks → admit each (parse, check, item state) → render compatible tasks
 /// together → write outputs and sidecars → mark items done → complete the messages. Locks are renewed in the
-/// background until each task is settled.
+/// background until each task is settled. The job tracker runs the job-ended handlers (report.json and the gallery)
+/// for the transition that finishes a job.
 /// <list type="bullet">
 /// <item>Never succeeds (unparseable, invalid parameters, unknown model or item): dead-lettered with a reason, item dead-lettered.</item>
 /// <item>Might succeed later (storage, model or network errors): abandoned for redelivery, item back to queued with the
@@ -29,9 +30,8 @@ namespace BatchRender.Worker.Processing;
 public sealed class RenderWorkerService(
     IRenderTaskReceiver receiver,
     IRenderEngine engine,
-    JobStateStore state,
+    JobTracker state,
     RenderOutputWriter outputs,
-    JobEndNotifier jobEnds,
     WorkerReadiness readiness,
     WorkerIdentity identity,
     IOptions<WorkerOptions> workerOptions,
@@ -79,8 +79,16 @@ public sealed class RenderWorkerService(
                 try { await Task.Delay(pause, stoppingToken); } catch (OperationCanceledException) { break; }
                 continue;
             }
-            if (batch.Count > 0)
+            if (batch.Count == 0) continue;
+            try
+            {
                 await ProcessBatchAsync(batch, drain.Token);
+            }
+            catch (Exception e)
+            {
+                // Every task of the batch has been settled or abandoned by now; one bad batch must not stop the worker.
+                logger.LogError(e, "Processing a batch of {Count} task(s) failed", batch.Count);
+            }
         }
         logger.LogInformation("Worker {WorkerId} stopped", identity);
     }
@@ -156,7 +164,6 @@ public sealed class RenderWorkerService(
             await AbandonAsync(item, "the worker shut down before rendering it");
             return false;
         }
-        await jobEnds.NotifyAsync(start.EndedJob);
         switch (start.Decision)
         {
             case ItemStartDecision.Render:
@@ -220,9 +227,8 @@ public sealed class RenderWorkerService(
                     item.Received.DeliveryCount, drain);
                 timings["write"] = Stopwatch.GetElapsedTime(writeStarted).TotalMilliseconds;
                 var blobs = sidecar.Outputs.Select(o => o.Blob).Append(BlobLayout.Sidecar(message.JobId, message.ItemId)).ToList();
-                var done = await state.CompleteItemAsync(message.JobId, message.ItemId, blobs, timings, drain);
+                await state.CompleteItemAsync(message.JobId, message.ItemId, blobs, timings, drain);
                 await CompleteAsync(item, "rendered");
-                await jobEnds.NotifyAsync(done.EndedJob);
             }
             catch (Exception e)
             {
@@ -246,8 +252,7 @@ public sealed class RenderWorkerService(
         }
         try
         {
-            var released = await state.ReleaseItemAsync(message.JobId, message.ItemId, error, CancellationToken.None);
-            await jobEnds.NotifyAsync(released.EndedJob);
+            await state.ReleaseItemAsync(message.JobId, message.ItemId, error, CancellationToken.None);
         }
         catch (Exception e)
         {
@@ -265,8 +270,7 @@ public sealed class RenderWorkerService(
         {
             try
             {
-                var transition = await state.DeadLetterItemAsync(jobId, itemId, $"{reason}: {description}", CancellationToken.None);
-                await jobEnds.NotifyAsync(transition.EndedJob);
+                await state.DeadLetterItemAsync(jobId, itemId, $"{reason}: {description}", CancellationToken.None);
             }
             catch (Exception e)
             {

@@ -6,9 +6,9 @@ using BatchRender.Core.Local;
 namespace BatchRender.Core.Tests.Infrastructure;
 
 /// <summary>
-/// A real Azurite for the tests: the running one on 127.0.0.1:10000-10002, or one this test process installs (npm ci
-/// from the repository's package.json) and starts in memory, shared by every test class and stopped when the process
-/// exits. Self-contained so other test projects can link this file (&lt;Compile Include=... Link=... /&gt;).
+/// A real Azurite for the tests, of this test process's own: installed if needed (npm ci from the repository's
+/// package.json), started in memory on free ports, shared by every test class, and stopped when the process ends
+/// (however it ends). Never one found on the standard ports: that may belong to another test run that stops it midway. Self-contained so other test projects can link this file (&lt;Compile Include=... Link=... /&gt;).
 /// Tests isolate themselves with <see cref="UniqueName"/> containers, queues and tables.
 /// Use as <c>IClassFixture&lt;AzuriteFixture&gt;</c>: classes still run in parallel, all on one emulator.
 /// </summary>
@@ -33,8 +33,16 @@ public sealed class AzuriteFixture : IAsyncLifetime
 
     private static async Task<AzuriteLauncher> StartSharedAsync()
     {
-        var launcher = await AzuriteLauncher.StartAsync(new AzuriteOptions { InMemory = true });
+        var launcher = await AzuriteLauncher.StartAsync(
+            new AzuriteOptions { InMemory = true, BlobPort = FreePort(), QueuePort = FreePort(), TablePort = FreePort() });
         AppDomain.CurrentDomain.ProcessExit += (_, _) => launcher.DisposeAsync().AsTask().GetAwaiter().GetResult();
         return launcher;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

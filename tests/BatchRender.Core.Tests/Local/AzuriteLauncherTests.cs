@@ -28,7 +28,7 @@ public sealed class AzuriteLauncherTests(AzuriteFixture azurite) : IClassFixture
     [Fact]
     public async Task A_second_launcher_reuses_the_running_emulator_and_leaves_it_running_on_dispose()
     {
-        await using (var second = await AzuriteLauncher.StartAsync(new AzuriteOptions { InMemory = true }))
+        await using (var second = await AzuriteLauncher.StartAsync(azurite.Launcher.Options))
         {
             Assert.False(second.StartedHere);
             Assert.Equal(azurite.ConnectionString, second.ConnectionString);

@@ -125,4 +125,31 @@ public sealed class JobLifecycleTests(AzuriteFixture azurite) : IClassFixture<Az
         Assert.DoesNotContain("http://", html);
         Assert.DoesNotContain("https://", html);
     }
+
+    [Fact]
+    public async Task A_task_abandoned_more_than_the_maximum_is_dead_lettered_with_its_item_and_the_job_ends()
+    {
+        await using var host = await CoreTestHost.StartAsync(azurite, new Dictionary<string, string?> { ["Transport:MaxDeliveryCount"] = "2" });
+        await host.Manifests.UploadBlobAsync("dl.json", BinaryData.FromString(
+            """{ "schemaVersion": 1, "jobId": "dl-job", "items": [ { "id": "flaky", "prompt": "always fails" } ] }"""));
+        await host.Get<IngestionService>().IngestBlobAsync("dl.json");
+        var receiver = host.Get<IRenderTaskReceiver>();
+        var tracker = host.Get<JobTracker>();
+        for (var delivery = 1; delivery <= 2; delivery++)
+        {
+            var task = Assert.Single(await receiver.ReceiveAsync(1, TimeSpan.FromSeconds(10)));
+            await tracker.StartItemAsync("dl-job", "flaky", "w");
+            await tracker.ReleaseItemAsync("dl-job", "flaky", $"transient failure {delivery}");
+            await task.AbandonAsync();
+        }
+        Assert.Empty(await receiver.ReceiveAsync(1, TimeSpan.FromSeconds(1)));
+
+        var job = (await tracker.GetStatusAsync("dl-job"))!;
+        Assert.Equal(JobStatuses.Failed, job.Status);
+        Assert.Equal(1, job.Counts.DeadLettered);
+        var item = (await host.Get<JobStateStore>().GetItemAsync("dl-job", "flaky"))!;
+        Assert.StartsWith(DeadLetterReasons.MaxDeliveryCountExceeded, item.LastError);
+        Assert.Equal(DeadLetterReasons.MaxDeliveryCountExceeded, Assert.Single(await receiver.PeekDeadLettersAsync(5)).Reason);
+        Assert.True(await host.Renders.GetBlobClient(BlobLayout.Report("dl-job")).ExistsAsync());
+    }
 }

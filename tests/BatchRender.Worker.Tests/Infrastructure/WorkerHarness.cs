@@ -5,6 +5,7 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using BatchRender.Core.Configuration;
 using BatchRender.Core.Messages;
+using BatchRender.Core.Reports;
 using BatchRender.Core.State;
 using BatchRender.Core.Storage;
 using BatchRender.Core.Tests.Infrastructure;
@@ -33,14 +34,14 @@ public sealed class WorkerHarness
 
     private readonly AzuriteFixture _azurite;
 
-    public WorkerHarness(AzuriteFixture azurite, string name, int maxDeliveryCount = 5)
+    public WorkerHarness(AzuriteFixture azurite, string name, int maxDeliveryCount = 5, TimeSpan? lockDuration = null)
     {
         _azurite = azurite;
         var unique = AzuriteFixture.UniqueName(name)[..Math.Min(40, name.Length + 32)];
         Transport = new TransportOptions
         {
             QueueName = unique, PoisonQueueName = unique + "-poison", MaxDeliveryCount = maxDeliveryCount,
-            LockDuration = TimeSpan.FromSeconds(4),
+            LockDuration = lockDuration ?? TimeSpan.FromSeconds(4),
         };
         Blobs = new BlobOptions { RendersContainer = unique + "-renders", ManifestsContainer = unique + "-manifests", SchedulesContainer = unique + "-schedules" };
         var tables = unique.Replace("-", "");
@@ -92,8 +93,10 @@ public sealed class WorkerHarness
         if (faults is not null) clientOptions.AddPolicy(faults, HttpPipelinePosition.PerRetry);
         var writer = new ResilientBlobWriter(new BlobServiceClient(_azurite.ConnectionString, clientOptions)
             .GetBlobContainerClient(Blobs.RendersContainer), FastRetries, logs.CreateLogger<ResilientBlobWriter>());
-        return new RenderWorkerService(Receiver, engine ?? Engine, State,
-            new RenderOutputWriter(writer, logs.CreateLogger<RenderOutputWriter>()), new JobEndNotifier(logs.CreateLogger<JobEndNotifier>()),
+        // The job tracker as the host registers it: the report and gallery writer runs when a job ends.
+        var tracker = new JobTracker(State, [new JobReportWriter(State, writer, logs.CreateLogger<JobReportWriter>())], logs.CreateLogger<JobTracker>());
+        return new RenderWorkerService(Receiver, engine ?? Engine, tracker,
+            new RenderOutputWriter(writer, logs.CreateLogger<RenderOutputWriter>()),
             new WorkerReadiness(), new WorkerIdentity(),
             Options.Create(options ?? new WorkerOptions { BatchSize = 4, DrainTimeout = TimeSpan.FromSeconds(10) }),
             Options.Create(Transport), logs.CreateLogger<RenderWorkerService>());

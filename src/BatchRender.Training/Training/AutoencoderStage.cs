@@ -1,0 +1,142 @@
+using BatchRender.Model.Autoencoders;
+using BatchRender.Training.Dataset;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace BatchRender.Training.Training;
+
+/// <summary>Stage b: the small AutoencoderKL (f = 8) on dataset images: L1 + L2 reconstruction of a posterior sample plus
+/// a tiny KL term (keeps the latent space smooth without blurring colours or edges), then its reconstruction PSNR on
+/// images it never trained on.</summary>
+internal static class AutoencoderStage
+{
+    public const double KlWeight = 1e-6;
+    /// <summary>Example indices from here on are never drawn in training (validation images for the PSNR).</summary>
+    public const long ValidationIndexBase = 1L << 40;
+
+    /// <summary>Step s's images: examples s x B .. s x B + B - 1 of the stream, as [B, 3, S, S] in [-1, 1].</summary>
+    public static Tensor Images(DemoDataset dataset, long firstIndex, int count)
+    {
+        int size = dataset.Options.ImageSize, plane = 3 * size * size;
+        var buffer = new float[count * plane];
+        for (int i = 0; i < count; i++)
+            dataset.RenderChw(dataset.GetExample(firstIndex + i), buffer.AsSpan(i * plane, plane));
+        return tensor(buffer).reshape(count, 3, size, size);
+    }
+
+    public static Func<int, Tensor> Loss(AutoencoderKL vae, DemoDataset dataset, int batchSize, int seed) => step =>
+    {
+        var images = Images(dataset, (long)step * batchSize, batchSize);
+        using var generator = new Generator((ulong)SeedMixer.Mix(seed, step, 11));
+        var (mean, logVar) = vae.EncodeDistribution(images);
+        var z = mean + (0.5 * logVar).exp() * randn(mean.shape, generator: generator);
+        var reconstruction = vae.Decode(z);                                                     // scaling_factor is 1 while training
+        var error = reconstruction - images;
+        var kl = 0.5 * (mean.pow(2) + logVar.exp() - 1 - logVar).sum(dim: [1, 2, 3]).mean();
+        return error.abs().mean() + error.pow(2).mean() + KlWeight * kl;
+    };
+
+    /// <summary>Peak signal-to-noise ratio (8-bit pixels) of Decode(Encode(x)) through the posterior mean.</summary>
+    public static double ReconstructionPsnr(AutoencoderKL vae, DemoDataset dataset, int images)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        vae.eval();
+        double squaredError = 0;
+        for (int start = 0; start < images; start += 8)
+        {
+            int count = Math.Min(8, images - start);
+            var x = Images(dataset, ValidationIndexBase + start, count);
+            var y = vae.forward(x).clamp(-1, 1);
+            squaredError += ((y - x) * 127.5).round().pow(2).sum().item<float>();
+        }
+        int size = dataset.Options.ImageSize;
+        double mse = squaredError / ((double)images * 3 * size * size);
+        return 10 * Math.Log10(255.0 * 255.0 / Math.Max(mse, 1e-10));
+    }
+}
+
+/// <summary>Stage b2: latents of the first N examples of the stream (posterior means, unscaled), encoded once by the
+/// trained VAE so the diffusion stage never runs the encoder. Saved in the work folder for resume.</summary>
+internal sealed class LatentCache
+{
+    private LatentCache(float[] latents, int count, long[] shape)
+    {
+        Latents = latents;
+        Count = count;
+        Shape = shape;
+    }
+
+    public float[] Latents { get; }
+    public int Count { get; }
+    /// <summary>[C, h, w] of one latent.</summary>
+    public long[] Shape { get; }
+    private int Stride => (int)(Shape[0] * Shape[1] * Shape[2]);
+
+    /// <summary>1 / std of the cached latents: the scaling factor that gives the diffusion model unit-variance inputs.</summary>
+    public double ScalingFactor()
+    {
+        double sum = 0, sumSquares = 0;
+        foreach (var v in Latents) { sum += v; sumSquares += (double)v * v; }
+        double mean = sum / Latents.Length;
+        return 1.0 / Math.Sqrt(sumSquares / Latents.Length - mean * mean);
+    }
+
+    /// <summary>The latents at the given indices, multiplied by <paramref name="scale"/>: [B, C, h, w].</summary>
+    public Tensor Batch(IReadOnlyList<int> indices, double scale)
+    {
+        int stride = Stride;
+        var buffer = new float[indices.Count * stride];
+        for (int i = 0; i < indices.Count; i++) Array.Copy(Latents, (long)indices[i] * stride, buffer, (long)i * stride, stride);
+        return (tensor(buffer).reshape([indices.Count, .. Shape]) * scale);
+    }
+
+    public static LatentCache Build(AutoencoderKL vae, DemoDataset dataset, int count, IProgress<TrainingProgress>? progress, CancellationToken ct)
+    {
+        vae.eval();
+        int size = dataset.Options.ImageSize, f = vae.ScaleFactor;
+        long[] shape = [vae.Config.LatentChannels, size / f, size / f];
+        int stride = (int)(shape[0] * shape[1] * shape[2]);
+        var latents = new float[(long)count * stride];
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        const int batch = 16;
+        for (int start = 0; start < count; start += batch)
+        {
+            ct.ThrowIfCancellationRequested();
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            int n = Math.Min(batch, count - start);
+            var (mean, _) = vae.EncodeDistribution(AutoencoderStage.Images(dataset, start, n));
+            mean.contiguous().data<float>().CopyTo(latents, start * stride);
+            double rate = (start + n) / clock.Elapsed.TotalSeconds;
+            progress?.Report(new TrainingProgress("latents", start + n, count, null, rate, clock.Elapsed, TimeSpan.FromSeconds((count - start - n) / rate)));
+        }
+        return new LatentCache(latents, count, shape);
+    }
+
+    public void Save(string path, string fingerprint)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        using var writer = new BinaryWriter(File.Create(path + ".saving"));
+        writer.Write(fingerprint);
+        writer.Write(Count);
+        foreach (var d in Shape) writer.Write(d);
+        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(Latents.AsSpan());
+        writer.Write(bytes);
+        writer.Close();
+        File.Move(path + ".saving", path, overwrite: true);
+    }
+
+    /// <summary>The saved cache, or null when there is none or it was built by another VAE / dataset (fingerprint).</summary>
+    public static LatentCache? TryLoad(string path, string fingerprint)
+    {
+        if (!File.Exists(path)) return null;
+        using var reader = new BinaryReader(File.OpenRead(path));
+        if (reader.ReadString() != fingerprint) return null;
+        int count = reader.ReadInt32();
+        long[] shape = [reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64()];
+        var latents = new float[count * shape[0] * shape[1] * shape[2]];
+        reader.BaseStream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(latents.AsSpan()));
+        return new LatentCache(latents, count, shape);
+    }
+}

@@ -1,0 +1,146 @@
+using BatchRender.Model.Autoencoders;
+using BatchRender.Model.Configuration;
+using BatchRender.Model.TextEncoders;
+
+namespace BatchRender.Training.Training;
+
+/// <summary>How long one stage trains, and how. The schedule length is <see cref="Steps"/>; when only
+/// <see cref="Minutes"/> is given, the trainer times the first steps and fixes the step count that fits the budget
+/// (recorded in the checkpoint, so a resumed run keeps the same learning-rate schedule).</summary>
+public sealed record StageBudget
+{
+    public int? Steps { get; init; }
+    public double? Minutes { get; init; }
+    public int BatchSize { get; init; } = 16;
+    public double LearningRate { get; init; } = 3e-4;
+    public double WeightDecay { get; init; } = 0.01;
+    /// <summary>Linear warm-up steps (then cosine decay to <see cref="MinLearningRateFraction"/> x the peak).</summary>
+    public int WarmupSteps { get; init; } = 200;
+    public double MinLearningRateFraction { get; init; } = 0.05;
+    public double GradientClipNorm { get; init; } = 1.0;
+    public double EmaDecay { get; init; } = 0.999;
+    /// <summary>Steps between checkpoints (and at the end of the stage).</summary>
+    public int CheckpointEvery { get; init; } = 500;
+
+    public StageBudget Validated(string stage)
+    {
+        if (Steps is null && Minutes is null) throw new ArgumentException($"{stage}: give steps or minutes");
+        if (Steps is <= 0) throw new ArgumentOutOfRangeException($"{stage}.Steps", Steps, "must be positive");
+        if (Minutes is <= 0) throw new ArgumentOutOfRangeException($"{stage}.Minutes", Minutes, "must be positive");
+        if (BatchSize <= 0) throw new ArgumentOutOfRangeException($"{stage}.BatchSize", BatchSize, "must be positive");
+        if (LearningRate <= 0) throw new ArgumentOutOfRangeException($"{stage}.LearningRate", LearningRate, "must be positive");
+        if (EmaDecay is < 0 or >= 1) throw new ArgumentOutOfRangeException($"{stage}.EmaDecay", EmaDecay, "must be in [0, 1)");
+        if (CheckpointEvery <= 0) throw new ArgumentOutOfRangeException($"{stage}.CheckpointEvery", CheckpointEvery, "must be positive");
+        return this;
+    }
+}
+
+/// <summary>The sizes of the four networks. Text lengths are what the demo captions need (the longest Chinese
+/// two-object caption is under 40 BERT tokens); the DiT sees 16 x 16 latents of a 128 x 128 image.</summary>
+public sealed record DemoModelSizes
+{
+    public required AutoencoderKLConfig Vae { get; init; }
+    /// <summary>VocabSize is filled in from the built tokenizer.</summary>
+    public required BertConfig Bert { get; init; }
+    /// <summary>VocabSize is filled in from the built tokenizer.</summary>
+    public required T5Config T5 { get; init; }
+    /// <summary>CrossAttentionDim / CrossAttentionDimT5 must match the encoders' widths.</summary>
+    public required HunyuanDiTConfig Transformer { get; init; }
+
+    /// <summary>The shipped demo model (sized from measured throughput on the 2-core machine; see models/demo/README.md).</summary>
+    public static DemoModelSizes Demo { get; } = new()
+    {
+        Vae = new AutoencoderKLConfig
+        {
+            BlockOutChannels = [16, 32, 64, 64], LayersPerBlock = 1, LatentChannels = 4, NormNumGroups = 8, SampleSize = 128, ScalingFactor = 1.0,
+        },
+        Bert = new BertConfig
+        {
+            HiddenSize = 128, NumHiddenLayers = 2, NumAttentionHeads = 4, IntermediateSize = 512, MaxPositionEmbeddings = 64, AddPoolingLayer = false,
+        },
+        T5 = new T5Config { DModel = 128, DKv = 32, DFf = 256, NumLayers = 2, NumHeads = 4, RelativeAttentionMaxDistance = 64 },
+        Transformer = new HunyuanDiTConfig
+        {
+            NumAttentionHeads = 4, AttentionHeadDim = 48, HiddenSize = 192, NumLayers = 6, MlpRatio = 4.0, InChannels = 4, PatchSize = 2,
+            SampleSize = 16, LearnSigma = false, CrossAttentionDim = 128, CrossAttentionDimT5 = 128, PooledProjectionDim = 128,
+            TextLen = 56, TextLenT5 = 64, UseStyleCondAndImageMetaSize = false, FramePhaseEmbedding = true,
+        },
+    };
+
+    /// <summary>Tiny networks for the smoke run (tests): every code path, seconds per stage.</summary>
+    public static DemoModelSizes Smoke { get; } = new()
+    {
+        Vae = new AutoencoderKLConfig
+        {
+            BlockOutChannels = [8, 8, 16, 16], LayersPerBlock = 1, LatentChannels = 4, NormNumGroups = 4, SampleSize = 64, ScalingFactor = 1.0,
+        },
+        Bert = new BertConfig
+        {
+            HiddenSize = 32, NumHiddenLayers = 1, NumAttentionHeads = 2, IntermediateSize = 64, MaxPositionEmbeddings = 64, AddPoolingLayer = false,
+        },
+        T5 = new T5Config { DModel = 32, DKv = 16, DFf = 64, NumLayers = 1, NumHeads = 2, RelativeAttentionMaxDistance = 64 },
+        Transformer = new HunyuanDiTConfig
+        {
+            NumAttentionHeads = 2, AttentionHeadDim = 16, HiddenSize = 32, NumLayers = 2, MlpRatio = 2.0, InChannels = 4, PatchSize = 2,
+            SampleSize = 8, LearnSigma = false, CrossAttentionDim = 32, CrossAttentionDimT5 = 32, PooledProjectionDim = 32,
+            TextLen = 56, TextLenT5 = 64, UseStyleCondAndImageMetaSize = false, FramePhaseEmbedding = true,
+        },
+    };
+}
+
+/// <summary>Options of <c>batchrender train</c>.</summary>
+public sealed record DemoTrainingOptions
+{
+    /// <summary>Where the finished model is written (diffusers layout).</summary>
+    public string OutputDirectory { get; init; } = "models/demo";
+    /// <summary>Checkpoints, the latent cache and the staged tokenizers (git-ignored; never commit it).</summary>
+    public string WorkDirectory { get; init; } = ".scratch/train";
+    public int Seed { get; init; } = 20261125;
+    /// <summary>Torch intra-op threads; 0 = every core.</summary>
+    public int Threads { get; init; }
+    /// <summary>Continue from the checkpoints in <see cref="WorkDirectory"/> (finished stages are not re-run).</summary>
+    public bool Resume { get; init; }
+    /// <summary>Training image size (the VAE trains on it, the DiT on its latents).</summary>
+    public int ImageSize { get; init; } = 128;
+    public DemoModelSizes Sizes { get; init; } = DemoModelSizes.Demo;
+    /// <summary>Captions sampled into the tokenizer corpus.</summary>
+    public int TokenizerCorpusCaptions { get; init; } = 20000;
+    public StageBudget Vae { get; init; } = new() { Minutes = 25, BatchSize = 8, LearningRate = 1e-3, WarmupSteps = 100, EmaDecay = 0.995 };
+    /// <summary>Scenes encoded once by the trained VAE; the diffusion stage draws from them (captions redrawn each time).</summary>
+    public int LatentCacheSize { get; init; } = 12000;
+    public StageBudget Diffusion { get; init; } = new() { Minutes = 75, BatchSize = 32, LearningRate = 5e-4, WarmupSteps = 300, EmaDecay = 0.999 };
+    /// <summary>Weights dtype of the written model: half precision keeps models/demo under 30 MB (the loader upcasts).</summary>
+    public bool HalfPrecisionWeights { get; init; } = true;
+
+    /// <summary>A few steps of every stage at tiny sizes (tests, and a check that a machine can train at all).</summary>
+    public static DemoTrainingOptions Smoke(string outputDirectory, string workDirectory) => new()
+    {
+        OutputDirectory = outputDirectory, WorkDirectory = workDirectory, ImageSize = 64, Sizes = DemoModelSizes.Smoke,
+        TokenizerCorpusCaptions = 3000, LatentCacheSize = 24, HalfPrecisionWeights = false,
+        Vae = new StageBudget { Steps = 4, BatchSize = 2, LearningRate = 1e-3, WarmupSteps = 1, CheckpointEvery = 2, EmaDecay = 0.9 },
+        Diffusion = new StageBudget { Steps = 4, BatchSize = 4, LearningRate = 1e-3, WarmupSteps = 1, CheckpointEvery = 2, EmaDecay = 0.9 },
+    };
+
+    public DemoTrainingOptions Validated()
+    {
+        if (string.IsNullOrWhiteSpace(OutputDirectory)) throw new ArgumentException("OutputDirectory: required");
+        if (string.IsNullOrWhiteSpace(WorkDirectory)) throw new ArgumentException("WorkDirectory: required");
+        if (Threads < 0) throw new ArgumentOutOfRangeException(nameof(Threads), Threads, "must not be negative");
+        int f = Sizes.Vae.ScaleFactor * Sizes.Transformer.PatchSize;
+        if (ImageSize <= 0 || ImageSize % f != 0)
+            throw new ArgumentOutOfRangeException(nameof(ImageSize), ImageSize, $"must be a positive multiple of VAE factor x patch size = {f}");
+        if (LatentCacheSize <= 0) throw new ArgumentOutOfRangeException(nameof(LatentCacheSize), LatentCacheSize, "must be positive");
+        if (Sizes.Transformer.CrossAttentionDim != Sizes.Bert.HiddenSize)
+            throw new ArgumentException($"Sizes: transformer cross_attention_dim {Sizes.Transformer.CrossAttentionDim} must equal BERT hidden_size {Sizes.Bert.HiddenSize}");
+        if (Sizes.Transformer.CrossAttentionDimT5 != Sizes.T5.DModel)
+            throw new ArgumentException($"Sizes: transformer cross_attention_dim_t5 {Sizes.Transformer.CrossAttentionDimT5} must equal T5 d_model {Sizes.T5.DModel}");
+        if (Sizes.Transformer.InChannels != Sizes.Vae.LatentChannels)
+            throw new ArgumentException($"Sizes: transformer in_channels {Sizes.Transformer.InChannels} must equal VAE latent_channels {Sizes.Vae.LatentChannels}");
+        if (Sizes.Transformer.TextLen > Sizes.Bert.MaxPositionEmbeddings)
+            throw new ArgumentException($"Sizes: text_len {Sizes.Transformer.TextLen} exceeds BERT max_position_embeddings {Sizes.Bert.MaxPositionEmbeddings}");
+        Sizes.Transformer.Validate("Sizes.Transformer");
+        Vae.Validated("Vae");
+        Diffusion.Validated("Diffusion");
+        return this;
+    }
+}

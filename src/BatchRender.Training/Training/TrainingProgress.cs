@@ -1,0 +1,31 @@
+namespace BatchRender.Training.Training;
+
+/// <summary>One progress report: a step of a stage (with its smoothed loss and ETA), or a message (stage start, the
+/// precision decision, a checkpoint). The CLI renders it with Spectre.Console.</summary>
+/// <param name="Stage">"tokenizers", "vae", "latents", "diffusion" or "write".</param>
+/// <param name="Loss">Exponentially smoothed training loss; null for messages.</param>
+public sealed record TrainingProgress(string Stage, int Step, int TotalSteps, double? Loss, double SamplesPerSecond,
+                                      TimeSpan Elapsed, TimeSpan? Eta, string? Message = null);
+
+/// <summary>A stage's outcome, written into the training report.</summary>
+/// <param name="LossCurve">(step, smoothed loss) every few steps.</param>
+public sealed record StageReport(string Stage, int Steps, int BatchSize, double Seconds, double SamplesPerSecond, double FirstLoss,
+                                 double FinalLoss, IReadOnlyList<double[]> LossCurve, bool Resumed);
+
+/// <summary>training_report.json beside the model.</summary>
+public sealed record TrainingReport
+{
+    public required int Seed { get; init; }
+    public required int Threads { get; init; }
+    public required string Precision { get; init; }
+    public required int ImageSize { get; init; }
+    public required IReadOnlyList<StageReport> Stages { get; init; }
+    public required double VaePsnrDb { get; init; }
+    public required double VaeScalingFactor { get; init; }
+    public required int LatentCacheSize { get; init; }
+    public required double LatentSeconds { get; init; }
+    public required double TokenizerSeconds { get; init; }
+    public required double TotalSeconds { get; init; }
+    public required IReadOnlyDictionary<string, long> Parameters { get; init; }
+    public required long ModelBytes { get; init; }
+}
