@@ -19,5 +19,6 @@ public static class BatchRenderCommand
         EvalCommand.Create(),
         WorkerCommand.Create(),
         DemoCommand.Create(),
+        TrainCommand.Create(),
     };
 }
