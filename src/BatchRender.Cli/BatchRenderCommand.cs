@@ -17,5 +17,8 @@ public static class BatchRenderCommand
         IngestCommand.Create(),
         BenchCommand.Create(),
         EvalCommand.Create(),
+        WorkerCommand.Create(),
+        DemoCommand.Create(),
+        TrainCommand.Create(),
     };
 }

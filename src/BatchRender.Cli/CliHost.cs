@@ -13,14 +13,15 @@ namespace BatchRender.Cli;
 /// </summary>
 public static class CliHost
 {
-    public static HostApplicationBuilder CreateBuilder(IConfiguration configuration)
+    /// <param name="addCore">False when the caller registers a superset that adds Core itself (the worker's registration).</param>
+    public static HostApplicationBuilder CreateBuilder(IConfiguration configuration, bool addCore = true)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(configuration);
         builder.Logging.AddConfiguration(configuration.GetSection("Logging"));
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
-        builder.Services.AddBatchRenderCore(builder.Configuration);
+        if (addCore) builder.Services.AddBatchRenderCore(builder.Configuration);
         return builder;
     }
 

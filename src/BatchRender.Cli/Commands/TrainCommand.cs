@@ -1,0 +1,54 @@
+using System.CommandLine;
+using BatchRender.Training.Training;
+using Spectre.Console;
+
+namespace BatchRender.Cli.Commands;
+
+/// <summary><c>train [--out DIR] [--work DIR] [--resume] [--threads N] [--smoke]</c>: trains the demo model with Training's
+/// <see cref="DemoTrainer"/> (a progress bar per stage); the model directory changes only when training finishes.</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var output = new Option<string>("--out") { Description = "The model directory written at the end", DefaultValueFactory = _ => "models/demo" };
+        var work = new Option<string>("--work") { Description = "Checkpoints, latent cache and tokenizers", DefaultValueFactory = _ => ".scratch/train" };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the checkpoints in --work" };
+        var threads = new Option<int>("--threads") { Description = "Intra-op threads (0 = TorchSharp's default)" };
+        var smoke = new Option<bool>("--smoke") { Description = "A minutes-long run at tiny budgets (checks the whole path; the model is not useful)" };
+        var command = new Command("train", "Train the bilingual demo model into models/demo") { output, work, resume, threads, smoke };
+        command.SetAction((parse, ct) => CliRunner.RunAsync(parse, async _ =>
+        {
+            var options = parse.GetValue(smoke)
+                ? DemoTrainingOptions.Smoke(parse.GetValue(output)!, parse.GetValue(work)!)
+                : new DemoTrainingOptions { OutputDirectory = parse.GetValue(output)!, WorkDirectory = parse.GetValue(work)! };
+            options = options with { Resume = parse.GetValue(resume), Threads = parse.GetValue(threads) };
+            TrainingReport report = null!;
+            await AnsiConsole.Progress().AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                .StartAsync(async context =>
+                {
+                    var stages = new Dictionary<string, ProgressTask>();
+                    var progress = new InlineProgress(p =>
+                    {
+                        lock (stages)
+                        {
+                            if (!stages.TryGetValue(p.Stage, out var bar)) stages[p.Stage] = bar = context.AddTask(Markup.Escape(p.Stage));
+                            bar.MaxValue = Math.Max(1, p.TotalSteps);
+                            bar.Value = p.Step;
+                            bar.Description = Markup.Escape(p.Loss is { } loss ? $"{p.Stage} loss {loss:0.0000}" : p.Message is { } m ? $"{p.Stage}: {m}" : p.Stage);
+                        }
+                    });
+                    report = await DemoTrainer.RunAsync(options, progress, ct);
+                });
+            AnsiConsole.MarkupLineInterpolated($"[green]trained[/]: {Path.GetFullPath(options.OutputDirectory)} ({report.Stages.Count} stages; report {DemoTrainer.ReportFileName})");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    /// <summary>Reports on the trainer's thread (a Progress&lt;T&gt; would post to a context the console does not have).</summary>
+    private sealed class InlineProgress(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}
