@@ -40,6 +40,14 @@ public sealed class SmokeTraining : IDisposable
     }
 }
 
+/// <summary>
+/// Weight initialisation draws from libtorch's process-wide generator (TorchSharp's module constructors take no
+/// generator), so these runs must not overlap other tests that build models: the collection runs alone.
+/// </summary>
+[CollectionDefinition(nameof(TrainerRuns), DisableParallelization = true)]
+public sealed class TrainerRuns;
+
+[Collection(nameof(TrainerRuns))]
 public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining>
 {
     [Fact]
