@@ -30,11 +30,8 @@ public static class CliConfiguration
         return builder.AddEnvironmentVariables().Build();
     }
 
-    /// <summary>The manifest rules ingest uses, from the same configuration sections.</summary>
-    public static ManifestRules ManifestRules(IConfiguration configuration) => new(
-        configuration.GetSection(ConfigSections.Limits).Get<LimitsOptions>() ?? new LimitsOptions(),
-        configuration.GetSection(ConfigSections.Defaults).Get<RenderDefaultsOptions>() ?? new RenderDefaultsOptions(),
-        ModelNames(configuration));
+    /// <summary>The manifest rules ingest uses, from the same configuration sections (limits validated).</summary>
+    public static ManifestRules ManifestRules(IConfiguration configuration) => Core.Manifests.ManifestRules.FromConfiguration(configuration);
 
     public static IReadOnlySet<string> ModelNames(IConfiguration configuration) =>
         configuration.GetSection(ConfigSections.Models).GetChildren().Select(c => c.Key).ToHashSet(StringComparer.Ordinal);

@@ -15,13 +15,20 @@ public static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from the checkpoints in --work" };
         var threads = new Option<int>("--threads") { Description = "Intra-op threads (0 = TorchSharp's default)" };
         var smoke = new Option<bool>("--smoke") { Description = "A minutes-long run at tiny budgets (checks the whole path; the model is not useful)" };
-        var command = new Command("train", "Train the bilingual demo model into models/demo") { output, work, resume, threads, smoke };
+        var vaeMinutes = new Option<double?>("--vae-minutes") { Description = "Time budget of the autoencoder stage (default: the trainer's)" };
+        var diffusionMinutes = new Option<double?>("--diffusion-minutes") { Description = "Time budget of the joint text-encoder + DiT stage (default: the trainer's)" };
+        var latentCache = new Option<int?>("--latent-cache") { Description = "Scenes encoded once for the diffusion stage (default: the trainer's)" };
+        var command = new Command("train", "Train the bilingual demo model into models/demo")
+            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache };
         command.SetAction((parse, ct) => CliRunner.RunAsync(parse, async _ =>
         {
             var options = parse.GetValue(smoke)
                 ? DemoTrainingOptions.Smoke(parse.GetValue(output)!, parse.GetValue(work)!)
                 : new DemoTrainingOptions { OutputDirectory = parse.GetValue(output)!, WorkDirectory = parse.GetValue(work)! };
             options = options with { Resume = parse.GetValue(resume), Threads = parse.GetValue(threads) };
+            if (parse.GetValue(vaeMinutes) is { } vm) options = options with { Vae = options.Vae with { Minutes = vm, Steps = null } };
+            if (parse.GetValue(diffusionMinutes) is { } dm) options = options with { Diffusion = options.Diffusion with { Minutes = dm, Steps = null } };
+            if (parse.GetValue(latentCache) is { } lc) options = options with { LatentCacheSize = lc };
             TrainingReport report = null!;
             await AnsiConsole.Progress().AutoClear(false)
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
