@@ -158,16 +158,7 @@ public sealed class LocalRender(LocalRenderPlan plan, Func<PipelineLoadOptions, 
             outputs.Add(await WriteOutputAsync(BlobLayout.Image(task.JobId, task.ItemId), output.Png, RenderOutputWriter.PngType, ct));
         }
 
-        var p = task.Params;
-        var sidecar = new RenderSidecar
-        {
-            JobId = task.JobId, ItemId = task.ItemId, Kind = task.Kind,
-            Prompt = p.Prompt, NegativePrompt = p.NegativePrompt, Seed = p.Seed, SeedWasRandom = p.SeedWasRandom,
-            Width = p.Width, Height = p.Height, Sampler = p.Sampler, Steps = p.Steps, GuidanceScale = p.GuidanceScale,
-            Model = task.Model, ModelHash = output.ModelHash, Quantization = p.Quantization, Video = p.Video, Inpaint = p.Inpaint,
-            TimingsMs = output.TimingsMs, WorkerId = _workerId, DeliveryCount = 1, RenderedAt = DateTimeOffset.UtcNow,
-            Outputs = outputs,
-        };
+        var sidecar = RenderSidecar.For(task, output, _workerId, deliveryCount: 1, outputs);
         await WriteAsync(BlobLayout.Sidecar(task.JobId, task.ItemId), sidecar.ToBinaryData().ToArray(), ct);
         return outputs;
     }
@@ -194,13 +185,7 @@ public sealed class LocalRender(LocalRenderPlan plan, Func<PipelineLoadOptions, 
         InpaintRequest? inpaint = null;
         if (p.Inpaint is { } input)
             inpaint = new InpaintRequest(await ReadInputAsync(input.ImageBlob, ct), await ReadInputAsync(input.MaskBlob, ct), input.Strength);
-        return new RenderRequest
-        {
-            Prompt = p.Prompt, NegativePrompt = p.NegativePrompt, Seed = p.Seed, Width = p.Width, Height = p.Height, Steps = p.Steps,
-            GuidanceScale = p.GuidanceScale, Sampler = WireNames.ParseSampler(p.Sampler),
-            Video = p.Video is { } v ? new VideoRequest(v.Frames, v.Fps, v.MotionScale) : null,
-            Inpaint = inpaint,
-        };
+        return PipelineRenderEngine.ToRequest(task, inpaint);
     }
 
     private async Task<byte[]> ReadInputAsync(string relativePath, CancellationToken ct) =>

@@ -39,16 +39,7 @@ public sealed class RenderOutputWriter(ResilientBlobWriter writer, ILogger<Rende
             outputs.Add(await WriteOutputAsync(BlobLayout.Image(task.JobId, task.ItemId), output.Png, PngType, cancellationToken));
         }
 
-        var p = task.Params;
-        var sidecar = new RenderSidecar
-        {
-            JobId = task.JobId, ItemId = task.ItemId, Kind = task.Kind,
-            Prompt = p.Prompt, NegativePrompt = p.NegativePrompt, Seed = p.Seed, SeedWasRandom = p.SeedWasRandom,
-            Width = p.Width, Height = p.Height, Sampler = p.Sampler, Steps = p.Steps, GuidanceScale = p.GuidanceScale,
-            Model = task.Model, ModelHash = output.ModelHash, Quantization = p.Quantization, Video = p.Video, Inpaint = p.Inpaint,
-            TimingsMs = output.TimingsMs, WorkerId = worker.Id, DeliveryCount = deliveryCount, RenderedAt = DateTimeOffset.UtcNow,
-            Outputs = outputs,
-        };
+        var sidecar = RenderSidecar.For(task, output, worker.Id, deliveryCount, outputs);
         return await WriteSidecarAsync(BlobLayout.Sidecar(task.JobId, task.ItemId), sidecar, cancellationToken);
     }
 

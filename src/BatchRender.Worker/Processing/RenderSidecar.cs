@@ -1,3 +1,4 @@
+using BatchRender.Worker.Rendering;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using BatchRender.Core.Messages;
@@ -44,6 +45,22 @@ public sealed record RenderSidecar
     };
 
     public BinaryData ToBinaryData() => BinaryData.FromBytes(JsonSerializer.SerializeToUtf8Bytes(this, Json));
+
+    /// <summary>The sidecar of a rendered task: the task's resolved parameters, how it was rendered, and its outputs.</summary>
+    public static RenderSidecar For(RenderTaskMessage task, RenderedOutput output, string workerId, int deliveryCount,
+                                    IReadOnlyList<SidecarOutput> outputs)
+    {
+        var p = task.Params;
+        return new RenderSidecar
+        {
+            JobId = task.JobId, ItemId = task.ItemId, Kind = task.Kind,
+            Prompt = p.Prompt, NegativePrompt = p.NegativePrompt, Seed = p.Seed, SeedWasRandom = p.SeedWasRandom,
+            Width = p.Width, Height = p.Height, Sampler = p.Sampler, Steps = p.Steps, GuidanceScale = p.GuidanceScale,
+            Model = task.Model, ModelHash = output.ModelHash, Quantization = p.Quantization, Video = p.Video, Inpaint = p.Inpaint,
+            TimingsMs = output.TimingsMs, WorkerId = workerId, DeliveryCount = deliveryCount, RenderedAt = DateTimeOffset.UtcNow,
+            Outputs = outputs,
+        };
+    }
 
     public static RenderSidecar? Parse(BinaryData data) => JsonSerializer.Deserialize<RenderSidecar>(data.ToMemory().Span, Json);
 }

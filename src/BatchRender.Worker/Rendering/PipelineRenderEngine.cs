@@ -112,19 +112,20 @@ public sealed class PipelineRenderEngine : IRenderEngine, IDisposable
                     $"inpaint input '{(image is null ? input.ImageBlob : input.MaskBlob)}' is not in the '{_inputs.Name}' container"));
             inpaint = new InpaintRequest(image, mask, input.Strength);
         }
-        return (new RenderRequest
+        return (ToRequest(task, inpaint), null);
+    }
+
+    /// <summary>A task's resolved parameters as a pipeline request (inpaint inputs already fetched by the caller).</summary>
+    public static RenderRequest ToRequest(RenderTaskMessage task, InpaintRequest? inpaint)
+    {
+        var p = task.Params;
+        return new RenderRequest
         {
-            Prompt = p.Prompt,
-            NegativePrompt = p.NegativePrompt,
-            Seed = p.Seed,
-            Width = p.Width,
-            Height = p.Height,
-            Steps = p.Steps,
-            GuidanceScale = p.GuidanceScale,
-            Sampler = WireNames.ParseSampler(p.Sampler),
+            Prompt = p.Prompt, NegativePrompt = p.NegativePrompt, Seed = p.Seed, Width = p.Width, Height = p.Height, Steps = p.Steps,
+            GuidanceScale = p.GuidanceScale, Sampler = WireNames.ParseSampler(p.Sampler),
             Video = p.Video is { } v ? new VideoRequest(v.Frames, v.Fps, v.MotionScale) : null,
             Inpaint = inpaint,
-        }, null);
+        };
     }
 
     private async Task<byte[]?> DownloadInputAsync(string blobName, CancellationToken cancellationToken)
