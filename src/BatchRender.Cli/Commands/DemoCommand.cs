@@ -88,7 +88,8 @@ public static class DemoCommand
             var target = new DirectoryInfo(Path.Combine(output.FullName, job.JobId));
             var files = await DownloadAsync(blobs.GetBlobContainerClient(names.RendersContainer), job.JobId, target, ct);
             var c = job.Counts;
-            AnsiConsole.MarkupLineInterpolated($"{(c.Done == c.Total ? "[green]done[/]" : $"[red]{job.Status}[/]")}: {c.Done} of {c.Total} items rendered ({c.Failed + c.DeadLettered} failed) in {clock.Elapsed.TotalSeconds:0} s; {files} files in {target.FullName}");
+            AnsiConsole.Markup(c.Done == c.Total ? "[green]done[/]" : $"[red]{Markup.Escape(job.Status)}[/]");
+            AnsiConsole.MarkupLineInterpolated($": {c.Done} of {c.Total} items rendered ({c.Failed + c.DeadLettered} failed) in {clock.Elapsed.TotalSeconds:0} s; {files} files in {target.FullName}");
             AnsiConsole.MarkupLineInterpolated($"gallery: [bold]{Path.Combine(target.FullName, "_job", "index.html")}[/]");
             return c.Done == c.Total ? ExitCodes.Success : ExitCodes.Failure;
         }

@@ -100,7 +100,8 @@ public static class RenderCommand
 
         var gallery = Path.Combine(output.FullName, Core.Storage.BlobLayout.Gallery(validation.JobId));
         var c = report.Counts;
-        AnsiConsole.MarkupLineInterpolated($"{(c.Failed == 0 ? "[green]done[/]" : "[red]finished with failures[/]")}: {c.Done:N0} of {c.Total:N0} rendered in {(DateTimeOffset.UtcNow - started).TotalSeconds:0.0} s");
+        AnsiConsole.Markup(c.Failed == 0 ? "[green]done[/]" : "[red]finished with failures[/]");
+        AnsiConsole.MarkupLineInterpolated($": {c.Done:N0} of {c.Total:N0} rendered in {(DateTimeOffset.UtcNow - started).TotalSeconds:0.0} s");
         foreach (var failed in report.Items.Where(i => i.State != ItemStates.Done))
             Console.Error.WriteLine($"  {failed.ItemId}: {failed.Error}");
         AnsiConsole.MarkupLineInterpolated($"gallery: {gallery}");
