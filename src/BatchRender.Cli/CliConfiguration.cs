@@ -33,8 +33,7 @@ public static class CliConfiguration
     /// <summary>The manifest rules ingest uses, from the same configuration sections (limits validated).</summary>
     public static ManifestRules ManifestRules(IConfiguration configuration) => Core.Manifests.ManifestRules.FromConfiguration(configuration);
 
-    public static IReadOnlySet<string> ModelNames(IConfiguration configuration) =>
-        configuration.GetSection(ConfigSections.Models).GetChildren().Select(c => c.Key).ToHashSet(StringComparer.Ordinal);
+    public static IReadOnlySet<string> ModelNames(IConfiguration configuration) => Core.Manifests.ManifestRules.ModelNames(configuration);
 
     /// <summary>
     /// A model directory from <c>Models:{name}:Path</c>: absolute, or relative to the working directory, or to the

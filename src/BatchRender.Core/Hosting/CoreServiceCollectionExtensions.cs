@@ -92,7 +92,7 @@ public static class CoreServiceCollectionExtensions
         services.TryAddSingleton(provider => new ManifestRules(
             provider.GetRequiredService<IOptions<LimitsOptions>>().Value,
             provider.GetRequiredService<IOptions<RenderDefaultsOptions>>().Value,
-            configuration.GetSection(ConfigSections.Models).GetChildren().Select(c => c.Key).ToHashSet(StringComparer.Ordinal)));
+            ManifestRules.ModelNames(configuration)));
         services.TryAddSingleton<ManifestValidator>();
         services.TryAddSingleton<ManifestExpander>();
 

@@ -50,9 +50,12 @@ public sealed class ManifestRules
             throw new InvalidOperationException("The configured limits are invalid: " +
                                                 string.Join("; ", results.Select(r => $"Limits:{string.Join(",", r.MemberNames)}: {r.ErrorMessage}")));
         var defaults = configuration.GetSection(ConfigSections.Defaults).Get<RenderDefaultsOptions>() ?? new RenderDefaultsOptions();
-        var models = configuration.GetSection(ConfigSections.Models).GetChildren().Select(model => model.Key).ToHashSet(StringComparer.Ordinal);
-        return new ManifestRules(limits, defaults, models);
+        return new ManifestRules(limits, defaults, ModelNames(configuration));
     }
+
+    /// <summary>The served models: the names under <c>Models</c> (ingest and workers read the same section).</summary>
+    public static IReadOnlySet<string> ModelNames(IConfiguration configuration) =>
+        configuration.GetSection(ConfigSections.Models).GetChildren().Select(model => model.Key).ToHashSet(StringComparer.Ordinal);
 
     public LimitsOptions Limits { get; }
     public RenderDefaultsOptions Defaults { get; }
