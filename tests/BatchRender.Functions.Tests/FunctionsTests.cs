@@ -95,8 +95,7 @@ public sealed class FunctionsTests(AzuriteFixture azurite) : IClassFixture<Azuri
     }
 
     /// <summary>Tasks on the queue; 0 when nothing ever created it (nothing was sent).</summary>
-    private static async Task<int> QueueLengthAsync(CoreTestHost host) =>
-        await host.TaskQueue.ExistsAsync() ? (await host.TaskQueue.GetPropertiesAsync()).Value.ApproximateMessagesCount : 0;
+    private static Task<int> QueueLengthAsync(CoreTestHost host) => host.QueuedTasksAsync();
 
     private static HttpRequest Request(string body)
     {

@@ -38,6 +38,6 @@ public sealed class RunSchedulesTests(AzuriteFixture azurite) : IClassFixture<Az
         var job = Assert.Single(jobs);
         Assert.Equal("nightly-20261125T0200Z", job.JobId);
         Assert.Equal(2, job.Counts.Total);
-        Assert.Equal(2, (await host.TaskQueue.GetPropertiesAsync()).Value.ApproximateMessagesCount);
+        Assert.Equal(2, await host.QueuedTasksAsync());
     }
 }

@@ -18,8 +18,11 @@ public static class TrainCommand
         var vaeMinutes = new Option<double?>("--vae-minutes") { Description = "Time budget of the autoencoder stage (default: the trainer's)" };
         var diffusionMinutes = new Option<double?>("--diffusion-minutes") { Description = "Time budget of the joint text-encoder + DiT stage (default: the trainer's)" };
         var latentCache = new Option<int?>("--latent-cache") { Description = "Scenes encoded once for the diffusion stage (default: the trainer's)" };
+        var vaeSteps = new Option<int?>("--vae-steps") { Description = "Step budget of the autoencoder stage (instead of minutes)" };
+        var diffusionSteps = new Option<int?>("--diffusion-steps") { Description = "Step budget of the joint stage (instead of minutes)" };
+        var vaeCrop = new Option<int?>("--vae-crop") { Description = "Train the autoencoder on random crops of this size (default: the trainer's)" };
         var command = new Command("train", "Train the bilingual demo model into models/demo")
-            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache };
+            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache, vaeSteps, diffusionSteps, vaeCrop };
         command.SetAction((parse, ct) => CliRunner.RunAsync(parse, async _ =>
         {
             var options = parse.GetValue(smoke)
@@ -28,7 +31,10 @@ public static class TrainCommand
             options = options with { Resume = parse.GetValue(resume), Threads = parse.GetValue(threads) };
             if (parse.GetValue(vaeMinutes) is { } vm) options = options with { Vae = options.Vae with { Minutes = vm, Steps = null } };
             if (parse.GetValue(diffusionMinutes) is { } dm) options = options with { Diffusion = options.Diffusion with { Minutes = dm, Steps = null } };
+            if (parse.GetValue(vaeSteps) is { } vs) options = options with { Vae = options.Vae with { Steps = vs, Minutes = null } };
+            if (parse.GetValue(diffusionSteps) is { } ds) options = options with { Diffusion = options.Diffusion with { Steps = ds, Minutes = null } };
             if (parse.GetValue(latentCache) is { } lc) options = options with { LatentCacheSize = lc };
+            if (parse.GetValue(vaeCrop) is { } crop) options = options with { VaeCropSize = crop };
             TrainingReport report = null!;
             await AnsiConsole.Progress().AutoClear(false)
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())

@@ -38,6 +38,10 @@ public sealed class TransportOptions
     public int MaxDeliveryCount { get; set; } = 5;
     /// <summary>Peek-lock duration (Service Bus queue LockDuration) / Storage Queue visibility timeout; renewed while rendering.</summary>
     public TimeSpan LockDuration { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>Storage Queue mode only: tasks packed into one queue message (one request sends, receives and locks
+    /// them together). Keep it at most Worker:BatchSize: a worker receives whole messages.</summary>
+    [Range(1, 32)]
+    public int TasksPerQueueMessage { get; set; } = 4;
 }
 
 public sealed class BlobOptions

@@ -13,8 +13,9 @@ namespace BatchRender.Core.State;
 
 /// <summary>
 /// Jobs and items in Azure Table storage with optimistic concurrency: every change reads, decides and writes back
-/// guarded by the rows' ETags, retrying on 412. An item's state and its job's counts change in one transaction, so
-/// the counts always equal the items; the change that finishes a job's last item ends the job exactly once.
+/// guarded by the rows' ETags, retrying on 412. A job's items are spread over <see cref="ItemPartitions"/>; an item's
+/// state and its partition's counts change in one transaction, so the counts (summed over the partitions) always equal
+/// the items; the change that finishes a job's last item ends the job exactly once.
 /// </summary>
 public sealed class JobStateStore
 {
@@ -63,9 +64,9 @@ public sealed class JobStateStore
             TotalItems = job.TotalItems,
             WarningsJson = JsonSerializer.Serialize(job.Warnings ?? [], Json),
         };
-        // The counts row first: a job row always has its counts.
-        var counts = new CountsEntity { PartitionKey = job.JobId, Total = job.TotalItems, Queued = job.TotalItems };
-        await AddIgnoringConflictAsync(_items, counts, cancellationToken);
+        // The counts rows first: a job row always has its counts.
+        await Parallel.ForEachAsync(ItemPartitions.All(job.JobId), new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken },
+            async (partition, ct) => await AddIgnoringConflictAsync(_items, new CountsEntity { PartitionKey = partition }, ct));
         try
         {
             await _jobs.AddEntityAsync(entity, cancellationToken);
@@ -80,17 +81,17 @@ public sealed class JobStateStore
     }
 
     /// <summary>
-    /// Inserts queued items in transactions of 100 (one partition per job). Items already there (an ingest resumed
+    /// Inserts queued items, one transaction of up to 100 per item partition. Items already there (an ingest resumed
     /// after a crash) are left as they are.
     /// </summary>
     public async Task AddItemsAsync(string jobId, IReadOnlyList<(RenderTaskMessage Message, string MessageId)> items,
         CancellationToken cancellationToken = default)
     {
-        var chunks = items.Chunk(TransactionLimit).ToList();
+        var chunks = items.Select(i => NewItem(jobId, i.Message, i.MessageId)).GroupBy(e => e.PartitionKey)
+            .SelectMany(partition => partition.Chunk(TransactionLimit)).ToList();
         await Parallel.ForEachAsync(chunks, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken },
-            async (chunk, ct) =>
+            async (entities, ct) =>
             {
-                var entities = chunk.Select(i => NewItem(jobId, i.Message, i.MessageId)).ToList();
                 try
                 {
                     await _items.SubmitTransactionAsync(entities.Select(e => new TableTransactionAction(TableTransactionActionType.Add, e)), ct);
@@ -108,7 +109,7 @@ public sealed class JobStateStore
 
     private static ItemEntity NewItem(string jobId, RenderTaskMessage message, string messageId) => new()
     {
-        PartitionKey = jobId,
+        PartitionKey = ItemPartitions.For(jobId, message.ItemId),
         RowKey = message.ItemId,
         Kind = message.Kind,
         Prompt = message.Params.Prompt,
@@ -123,26 +124,54 @@ public sealed class JobStateStore
     public async Task<JobRecord?> GetJobAsync(string jobId, CancellationToken cancellationToken = default)
     {
         await EnsureTablesAsync(cancellationToken);
-        var job = await _jobs.GetEntityIfExistsAsync<JobEntity>(jobId, JobEntity.Row, cancellationToken: cancellationToken);
-        if (!job.HasValue) return null;
-        var counts = await _items.GetEntityIfExistsAsync<CountsEntity>(jobId, CountsEntity.Row, cancellationToken: cancellationToken);
-        return ToRecord(job.Value!, counts.HasValue ? counts.Value! : new CountsEntity { PartitionKey = jobId });
+        var jobRead = _jobs.GetEntityIfExistsAsync<JobEntity>(jobId, JobEntity.Row, cancellationToken: cancellationToken);
+        var countsRead = ReadCountsAsync(jobId, cancellationToken);
+        var (job, counts) = (await jobRead, await countsRead);
+        return job.HasValue ? ToRecord(job.Value!, counts) : null;
+    }
+
+    /// <summary>The counts rows of all the job's partitions.</summary>
+    private async Task<List<CountsEntity>> ReadCountsAsync(string jobId, CancellationToken cancellationToken)
+    {
+        var (from, to) = ItemPartitions.Range(jobId);
+        var filter = TableClient.CreateQueryFilter($"PartitionKey ge {from} and PartitionKey lt {to} and RowKey eq {CountsEntity.Row}");
+        var counts = new List<CountsEntity>(ItemPartitions.Count);
+        await foreach (var row in _items.QueryAsync<CountsEntity>(filter, cancellationToken: cancellationToken))
+            counts.Add(row);
+        return counts;
     }
 
     public async Task<ItemRecord?> GetItemAsync(string jobId, string itemId, CancellationToken cancellationToken = default)
     {
         await EnsureTablesAsync(cancellationToken);
-        var item = await _items.GetEntityIfExistsAsync<ItemEntity>(jobId, itemId, cancellationToken: cancellationToken);
+        var item = await _items.GetEntityIfExistsAsync<ItemEntity>(ItemPartitions.For(jobId, itemId), itemId, cancellationToken: cancellationToken);
         return item.HasValue ? ToRecord(item.Value!) : null;
     }
 
-    /// <summary>Every item of a job, in item-id order (streamed page by page).</summary>
+    /// <summary>Every item of a job, in item-id order (ordinal): the partitions' queries, each in row order, merged as
+    /// they stream page by page.</summary>
     public async IAsyncEnumerable<ItemRecord> GetItemsAsync(string jobId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await EnsureTablesAsync(cancellationToken);
-        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {jobId} and RowKey ne {CountsEntity.Row}");
-        await foreach (var item in _items.QueryAsync<ItemEntity>(filter, cancellationToken: cancellationToken))
-            yield return ToRecord(item);
+        var partitions = ItemPartitions.All(jobId).Select(partition => _items.QueryAsync<ItemEntity>(
+            TableClient.CreateQueryFilter($"PartitionKey eq {partition} and RowKey ne {CountsEntity.Row}"), cancellationToken: cancellationToken)
+            .GetAsyncEnumerator(cancellationToken)).ToList();
+        try
+        {
+            var next = new PriorityQueue<IAsyncEnumerator<ItemEntity>, string>(StringComparer.Ordinal);
+            var first = await Task.WhenAll(partitions.Select(p => p.MoveNextAsync().AsTask()));
+            for (int i = 0; i < partitions.Count; i++)
+                if (first[i]) next.Enqueue(partitions[i], partitions[i].Current.RowKey);
+            while (next.TryDequeue(out var partition, out _))
+            {
+                yield return ToRecord(partition.Current);
+                if (await partition.MoveNextAsync()) next.Enqueue(partition, partition.Current.RowKey);
+            }
+        }
+        finally
+        {
+            foreach (var p in partitions) await p.DisposeAsync();
+        }
     }
 
     /// <summary>The most recently created jobs first (up to <paramref name="max"/>).</summary>
@@ -249,8 +278,9 @@ public sealed class JobStateStore
         await EnsureTablesAsync(cancellationToken);
         for (var attempt = 0; ; attempt++)
         {
-            var itemRead = _items.GetEntityIfExistsAsync<ItemEntity>(jobId, itemId, cancellationToken: cancellationToken);
-            var countsRead = _items.GetEntityIfExistsAsync<CountsEntity>(jobId, CountsEntity.Row, cancellationToken: cancellationToken);
+            var partition = ItemPartitions.For(jobId, itemId);
+            var itemRead = _items.GetEntityIfExistsAsync<ItemEntity>(partition, itemId, cancellationToken: cancellationToken);
+            var countsRead = _items.GetEntityIfExistsAsync<CountsEntity>(partition, CountsEntity.Row, cancellationToken: cancellationToken);
             var (item, counts) = (await itemRead, await countsRead);
             if (!item.HasValue || !counts.HasValue) return new ItemTransition(false, null, null);
             var entity = item.Value!;
@@ -270,7 +300,8 @@ public sealed class JobStateStore
                 continue;
             }
             BatchRenderTelemetry.ItemTransitions.Add(1, new KeyValuePair<string, object?>("state", entity.State));
-            var ended = counts.Value!.ToCounts().AllFinished ? await TryEndJobAsync(jobId, cancellationToken) : null;
+            // Only a change that finishes an item can end the job; whether it did, the other partitions say.
+            var ended = ItemStates.IsFinished(entity.State) ? await TryEndJobAsync(jobId, cancellationToken) : null;
             return new ItemTransition(true, ToRecord(entity), ended);
         }
     }
@@ -287,11 +318,12 @@ public sealed class JobStateStore
         await EnsureTablesAsync(cancellationToken);
         for (var attempt = 0; attempt < MaxConflictRetries; attempt++)
         {
-            var jobRead = await _jobs.GetEntityIfExistsAsync<JobEntity>(jobId, JobEntity.Row, cancellationToken: cancellationToken);
-            var countsRead = await _items.GetEntityIfExistsAsync<CountsEntity>(jobId, CountsEntity.Row, cancellationToken: cancellationToken);
-            if (!jobRead.HasValue || !countsRead.HasValue) return null;
-            var (job, counts) = (jobRead.Value!, countsRead.Value!);
-            var c = counts.ToCounts();
+            var jobRead = _jobs.GetEntityIfExistsAsync<JobEntity>(jobId, JobEntity.Row, cancellationToken: cancellationToken);
+            var countsRead = ReadCountsAsync(jobId, cancellationToken);
+            var (jobRow, counts) = (await jobRead, await countsRead);
+            if (!jobRow.HasValue || counts.Count == 0) return null;
+            var job = jobRow.Value!;
+            var c = CountsEntity.Sum(job.TotalItems, counts);
             if (JobStatuses.IsEnded(job.Status) || !c.AllFinished) return null;
             job.Status = job.CancelRequested && c.Cancelled > 0 ? JobStatuses.Cancelled
                 : c.Failed + c.DeadLettered > 0 ? JobStatuses.Failed
@@ -329,7 +361,8 @@ public sealed class JobStateStore
         if (await GetJobAsync(jobId, cancellationToken) is not { } current) return (null, null);
         if (JobStatuses.IsEnded(current.Status)) return (current, null);
 
-        var filter = TableClient.CreateQueryFilter($"PartitionKey eq {jobId} and State eq {ItemStates.Queued}");
+        var (from, to) = ItemPartitions.Range(jobId);
+        var filter = TableClient.CreateQueryFilter($"PartitionKey ge {from} and PartitionKey lt {to} and State eq {ItemStates.Queued}");
         var queued = new List<string>();
         await foreach (var item in _items.QueryAsync<ItemEntity>(filter, select: ["RowKey"], cancellationToken: cancellationToken))
             queued.Add(item.RowKey);
@@ -386,19 +419,19 @@ public sealed class JobStateStore
 
     // ---- mapping --------------------------------------------------------------------------------------------------
 
-    private static JobRecord ToRecord(JobEntity job, CountsEntity counts)
+    private static JobRecord ToRecord(JobEntity job, IReadOnlyList<CountsEntity> counts)
     {
-        var c = counts.ToCounts();
+        var c = CountsEntity.Sum(job.TotalItems, counts);
         var status = JobStatuses.IsEnded(job.Status) ? job.Status
             : c.Rendering > 0 || c.Finished > 0 ? JobStatuses.Running
             : JobStatuses.Queued;
-        return new JobRecord(job.PartitionKey, status, c, job.CreatedAt, counts.FirstStartedAt, job.FinishedAt, job.SourceManifest,
+        return new JobRecord(job.PartitionKey, status, c, job.CreatedAt, counts.Min(r => r.FirstStartedAt), job.FinishedAt, job.SourceManifest,
             job.ManifestSha256, job.CancelRequested, job.IngestCompleted,
             JsonSerializer.Deserialize<string[]>(job.WarningsJson, Json) ?? []);
     }
 
     private static ItemRecord ToRecord(ItemEntity item) => new(
-        item.PartitionKey, item.RowKey, item.State, item.Kind, item.Prompt, item.Seed, item.Width, item.Height, item.MessageId,
+        ItemPartitions.JobIdOf(item.PartitionKey), item.RowKey, item.State, item.Kind, item.Prompt, item.Seed, item.Width, item.Height, item.MessageId,
         item.Attempts, item.LastError,
         JsonSerializer.Deserialize<string[]>(item.OutputsJson, Json) ?? [],
         item.WorkerId, item.StartedAt, item.FinishedAt,

@@ -3,9 +3,9 @@ using Azure.Data.Tables;
 
 namespace BatchRender.Core.State;
 
-// Table rows. Jobs table: one row per job (PartitionKey = jobId, RowKey = "job"). Items table: one partition per job
-// holding its items (RowKey = itemId) and the job's counts row (RowKey = "!counts", which no item id can be), so an
-// item's state and the counts change together in one entity-group transaction.
+// Table rows. Jobs table: one row per job (PartitionKey = jobId, RowKey = "job"). Items table: the job's items spread
+// over ItemPartitions ("{jobId}~{shard}", RowKey = itemId), each partition with a counts row (RowKey = "!counts", which
+// no item id can be), so an item's state and its partition's counts change together in one entity-group transaction.
 
 internal sealed class JobEntity : ITableEntity
 {
@@ -26,6 +26,9 @@ internal sealed class JobEntity : ITableEntity
     public string WarningsJson { get; set; } = "[]";
 }
 
+/// <summary>One partition's counts. Items start queued without touching it (ingest only inserts), so Queued is the net
+/// number of moves into queued (zero or less) and a job's queued count is its total plus the partitions' sum; the other
+/// states count the partition's items in them.</summary>
 internal sealed class CountsEntity : ITableEntity
 {
     public const string Row = "!counts";
@@ -43,7 +46,21 @@ internal sealed class CountsEntity : ITableEntity
     public int Cancelled { get; set; }
     public DateTimeOffset? FirstStartedAt { get; set; }
 
-    public ItemCounts ToCounts() => new(Total, Queued, Rendering, Done, Failed, DeadLettered, Cancelled);
+    /// <summary>A job's counts: its total and its partitions' counts added up.</summary>
+    public static ItemCounts Sum(int total, IEnumerable<CountsEntity> partitions)
+    {
+        var sum = new CountsEntity { Total = total, Queued = total };
+        foreach (var p in partitions)
+        {
+            sum.Queued += p.Queued;
+            sum.Rendering += p.Rendering;
+            sum.Done += p.Done;
+            sum.Failed += p.Failed;
+            sum.DeadLettered += p.DeadLettered;
+            sum.Cancelled += p.Cancelled;
+        }
+        return new(sum.Total, sum.Queued, sum.Rendering, sum.Done, sum.Failed, sum.DeadLettered, sum.Cancelled);
+    }
 
     public void Move(string from, string to)
     {

@@ -24,9 +24,29 @@ internal static class AutoencoderStage
         return tensor(buffer).reshape(count, 3, size, size);
     }
 
-    public static Func<int, Tensor> Loss(AutoencoderKL vae, DemoDataset dataset, int batchSize, int seed) => step =>
+    /// <summary>Step s's images cut to random <paramref name="cropSize"/> squares (seeded by step): [B, 3, C, C].
+    /// The autoencoder is fully convolutional, so it trains on crops at a fraction of the cost of whole images and
+    /// then encodes whole ones; every crop still holds the flat regions, edges and textures it must reproduce.</summary>
+    public static Tensor Crops(DemoDataset dataset, long firstIndex, int count, int cropSize, int seed)
     {
-        var images = Images(dataset, (long)step * batchSize, batchSize);
+        int size = dataset.Options.ImageSize;
+        var images = Images(dataset, firstIndex, count);
+        if (cropSize >= size) return images;
+        var random = new Random(SeedMixer.Mix(seed, firstIndex, 12));
+        var crops = new Tensor[count];
+        for (int i = 0; i < count; i++)
+        {
+            long top = random.Next(size - cropSize + 1), left = random.Next(size - cropSize + 1);
+            crops[i] = images[i, .., TensorIndex.Slice(top, top + cropSize), TensorIndex.Slice(left, left + cropSize)];
+        }
+        return stack(crops);
+    }
+
+    /// <param name="cropSize">Train on random squares of this size (a multiple of the VAE's factor); the image size
+    /// trains on whole images.</param>
+    public static Func<int, Tensor> Loss(AutoencoderKL vae, DemoDataset dataset, int batchSize, int cropSize, int seed) => step =>
+    {
+        var images = Crops(dataset, (long)step * batchSize, batchSize, cropSize, seed);
         using var generator = new Generator((ulong)SeedMixer.Mix(seed, step, 11));
         var (mean, logVar) = vae.EncodeDistribution(images);
         var z = mean + (0.5 * logVar).exp() * randn(mean.shape, generator: generator);

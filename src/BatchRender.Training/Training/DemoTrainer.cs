@@ -84,7 +84,7 @@ public static class DemoTrainer
         var vaeLoop = new StageLoop("vae", [(vae, vaeEma)], o.Vae, o.Seed, Path.Combine(work, "vae"), progress);
         var stages = new List<StageReport>();
         if (!(o.Resume && vaeLoop.TryLoadCompleted(out var vaeReport)))
-            vaeReport = vaeLoop.Run(AutoencoderStage.Loss(vae, dataset, o.Vae.BatchSize, o.Seed), o.Resume, ct);
+            vaeReport = vaeLoop.Run(AutoencoderStage.Loss(vae, dataset, o.Vae.BatchSize, o.VaeCropSize ?? o.ImageSize, o.Seed), o.Resume, ct);
         stages.Add(vaeReport!);
         double psnr = AutoencoderStage.ReconstructionPsnr(vaeEma, dataset, 32);
         Say(progress, "vae", $"reconstruction PSNR {psnr:F2} dB (EMA weights, 32 unseen images)");

@@ -28,6 +28,17 @@ public sealed class CoreTestHost : IAsyncDisposable
     public BlobContainerClient Schedules => Get<BlobServiceClient>().GetBlobContainerClient(Get<IOptions<BlobOptions>>().Value.SchedulesContainer);
     public QueueClient TaskQueue => Get<QueueServiceClient>().GetQueueClient(Get<IOptions<TransportOptions>>().Value.QueueName);
 
+    /// <summary>Tasks on the task queue (several may share a queue message); 0 when nothing ever created the queue.
+    /// Peeks every message, so only for queues of up to 32 messages.</summary>
+    public async Task<int> QueuedTasksAsync()
+    {
+        if (!await TaskQueue.ExistsAsync()) return 0;
+        var messages = (await TaskQueue.GetPropertiesAsync()).Value.ApproximateMessagesCount;
+        if (messages > 32) throw new InvalidOperationException($"{messages} messages: too many to peek (32 at most)");
+        var peeked = (await TaskQueue.PeekMessagesAsync(32)).Value;
+        return peeked.Sum(m => BatchRender.Core.Transport.StorageQueueTaskReceiver.TaskCount(m.MessageText));
+    }
+
     public static async Task<CoreTestHost> StartAsync(AzuriteFixture azurite, IDictionary<string, string?>? settings = null,
         Action<IServiceCollection>? configure = null)
     {

@@ -38,6 +38,9 @@ public sealed class JobStateStoreTests(AzuriteFixture azurite) : IClassFixture<A
         Assert.Equal("manifests/a.json", job.SourceManifest);
         var items = await store.GetItemsAsync("job-a").ToListAsync();
         Assert.Equal(250, items.Count);
+        // Spread over the item partitions, listed back merged in item-id order.
+        Assert.Equal(items.Select(i => i.ItemId).Order(StringComparer.Ordinal), items.Select(i => i.ItemId));
+        Assert.InRange(items.Select(i => ItemPartitions.For("job-a", i.ItemId)).Distinct().Count(), ItemPartitions.Count / 2, ItemPartitions.Count);
         Assert.All(items, i => Assert.Equal(ItemStates.Queued, i.State));
         var first = items[0];
         Assert.Equal(("item-0000", "一个红色的圆 0", "mid-0", RenderTaskKinds.Image, 64), (first.ItemId, first.Prompt, first.MessageId, first.Kind, first.Width));
@@ -160,5 +163,20 @@ public sealed class JobStateStoreTests(AzuriteFixture azurite) : IClassFixture<A
 
         Assert.Equal(ItemStartDecision.UnknownItem, (await store.StartItemAsync("job-f", "nope", "w1")).Decision);
         Assert.Equal(ItemStartDecision.UnknownItem, (await store.StartItemAsync("no-job", "item-0000", "w1")).Decision);
+    }
+
+    [Fact]
+    public void An_item_partition_is_a_stable_function_of_the_item_id()
+    {
+        // Workers and ingest in different processes and versions must agree: these values may never change.
+        // (FNV-1a of the UTF-8 bytes modulo 64, computed independently.)
+        Assert.Equal([1, 63, 46], [ItemPartitions.Shard("item-0000"), ItemPartitions.Shard("star-001"), ItemPartitions.Shard("蓝色")]);
+        Assert.Equal("job-a~" + ItemPartitions.Shard("x").ToString("x2"), ItemPartitions.For("job-a", "x"));
+        Assert.Equal("job.a-1", ItemPartitions.JobIdOf(ItemPartitions.For("job.a-1", "x")));
+        var (from, to) = ItemPartitions.Range("job-a");
+        Assert.All(ItemPartitions.All("job-a"), p => Assert.True(string.CompareOrdinal(from, p) <= 0 && string.CompareOrdinal(p, to) < 0));
+        // Another job whose id extends this one's never falls in the range.
+        Assert.All(ItemPartitions.All("job-ab").Concat(ItemPartitions.All("job-a.b")).Concat(ItemPartitions.All("job-")),
+            p => Assert.False(string.CompareOrdinal(from, p) <= 0 && string.CompareOrdinal(p, to) < 0));
     }
 }
