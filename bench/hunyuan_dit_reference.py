@@ -156,7 +156,7 @@ class AttentionPool(nn.Module):
 
 class CombinedEmbedding(nn.Module):
     """HunyuanCombinedTimestepTextSizeStyleEmbedding."""
-    def __init__(self, dim, pooled_dim, seq_len, t5_dim, use_style_and_size):
+    def __init__(self, dim, pooled_dim, seq_len, t5_dim, use_style_and_size, frame_phase=False):
         super().__init__()
         self.timestep_embedder = TimestepEmbedding(256, dim)
         self.pooler = AttentionPool(seq_len, t5_dim, num_heads=8, output_dim=pooled_dim)
@@ -167,8 +167,10 @@ class CombinedEmbedding(nn.Module):
         else:
             extra_in = pooled_dim
         self.extra_embedder = TextProjection(extra_in, dim * 4, dim)
+        # BatchRender's extension (config frame_phase_embedding): + embedder(sinusoid(phase * 1000)), phase 0 by default.
+        self.frame_phase_embedder = TimestepEmbedding(256, dim) if frame_phase else None
 
-    def forward(self, timestep, t5_states, image_meta_size, style, dtype):
+    def forward(self, timestep, t5_states, image_meta_size, style, dtype, frame_phase=None):
         temb = self.timestep_embedder(timestep_embedding(timestep).to(dtype))
         pooled = self.pooler(t5_states)
         if self.use_style_and_size:
@@ -176,7 +178,11 @@ class CombinedEmbedding(nn.Module):
             extra = torch.cat([pooled, size, self.style_embedder(style)], dim=1)
         else:
             extra = pooled
-        return temb + self.extra_embedder(extra)
+        conditioning = temb + self.extra_embedder(extra)
+        if self.frame_phase_embedder is not None:
+            phase = frame_phase if frame_phase is not None else torch.zeros(timestep.shape[0])
+            conditioning = conditioning + self.frame_phase_embedder(timestep_embedding(phase * 1000.0).to(dtype))
+        return conditioning
 
 
 def apply_rotary_emb(x, cos, sin):
@@ -290,7 +296,7 @@ class HunyuanDiT2DModel(nn.Module):
         self.pos_embed = nn.Module()
         self.pos_embed.proj = nn.Conv2d(self.in_channels, hidden, kernel_size=self.patch, stride=self.patch)
         self.time_extra_emb = CombinedEmbedding(hidden, cfg.get("pooled_projection_dim", 1024), text_len_t5, cross_t5,
-                                                cfg.get("use_style_cond_and_image_meta_size", True))
+                                                cfg.get("use_style_cond_and_image_meta_size", True), cfg.get("frame_phase_embedding", False))
         ff_inner = int(dim * cfg.get("mlp_ratio", 4.0))
         self.blocks = nn.ModuleList([Block(dim, heads, ff_inner, cross, skip=i > self.num_layers // 2)
                                      for i in range(self.num_layers)])
@@ -322,12 +328,12 @@ class HunyuanDiT2DModel(nn.Module):
         return torch.cat([cx, cy], dim=1), torch.cat([sx, sy], dim=1)
 
     def forward(self, hidden_states, timestep, encoder_hidden_states, text_embedding_mask,
-                encoder_hidden_states_t5, text_embedding_mask_t5, image_meta_size=None, style=None):
+                encoder_hidden_states_t5, text_embedding_mask_t5, image_meta_size=None, style=None, frame_phase=None):
         b, _, hl, wl = hidden_states.shape
         h, w = hl // self.patch, wl // self.patch
         rope = self.rope(h, w)
         x = self.pos_embed.proj(hidden_states).flatten(2).transpose(1, 2)          # [B, N, D]
-        temb = self.time_extra_emb(timestep, encoder_hidden_states_t5, image_meta_size, style, x.dtype)
+        temb = self.time_extra_emb(timestep, encoder_hidden_states_t5, image_meta_size, style, x.dtype, frame_phase)
         t5 = self.text_embedder(encoder_hidden_states_t5)
         context = torch.cat([encoder_hidden_states, t5], dim=1)
         mask = torch.cat([text_embedding_mask, text_embedding_mask_t5], dim=-1).unsqueeze(2).bool()
@@ -413,9 +419,10 @@ def snr_db(test, ref):
 
 def quantized(model, engine):
     torch.backends.quantized.engine = engine
-    # The same layers BatchRender quantizes: every Linear inside the transformer blocks.
-    return torch.ao.quantization.quantize_dynamic(model, {"blocks": torch.ao.quantization.default_dynamic_qconfig},
-                                                  dtype=torch.qint8)
+    # The same layers BatchRender quantizes: every Linear inside the transformer blocks but the long-skip ones.
+    spec = {"blocks": torch.ao.quantization.default_dynamic_qconfig}
+    spec.update({name: None for name, _ in model.named_modules() if name.endswith("skip_linear")})
+    return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
 def main():

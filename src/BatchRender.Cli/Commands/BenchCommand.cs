@@ -92,12 +92,19 @@ public static class BenchCommand
         var worker = configuration.GetSection(Core.Configuration.ConfigSections.Worker).Get<Core.Configuration.WorkerOptions>() ?? new();
         var threads = worker.Threads > 0 ? worker.Threads : Math.Min(Environment.ProcessorCount, 2);
         void Log(string line) => Console.Error.WriteLine(line);
+        // The demo config: the shipped model's own transformer and a full render with it; a stand-in of its size
+        // (random weights, forward only) where the model is missing.
+        var demo = CliConfiguration.ModelDirectory(configuration, "demo");
+        var demoOptions = File.Exists(Path.Combine(demo, "transformer", "config.json"))
+            ? new ModelBenchmarkOptions
+            {
+                ConfigName = "demo", WeightsDirectory = Path.Combine(demo, "transformer"),
+                FullRender = new PipelineFullRender(demo, PipelineFullRender.DemoRequest, "cpu", threads),
+            }
+            : new ModelBenchmarkOptions { ConfigName = "demo", Config = ModelBenchmarkConfigs.DemoSize };
         return
         [
-            ModelBenchmark.Run(new ModelBenchmarkOptions
-            {
-                ConfigName = "demo", Config = ModelBenchmarkConfigs.DemoSize, Width = 128, Height = 128, Repeats = repeats, Threads = threads, AnchorScript = anchor,
-            }, Log, ct),
+            ModelBenchmark.Run(demoOptions with { Width = 128, Height = 128, Repeats = repeats, Threads = threads, AnchorScript = anchor }, Log, ct),
             ModelBenchmark.Run(new ModelBenchmarkOptions
             {
                 ConfigName = "v1.2-width", Config = ModelBenchmarkConfigs.V12Width(), Width = 256, Height = 256, Repeats = repeats, Threads = threads, AnchorScript = anchor,

@@ -25,6 +25,9 @@ public sealed record ModelBenchmarkResult
     [JsonPropertyName("ratios")] public required IReadOnlyDictionary<string, double?> Ratios { get; init; }
     /// <summary>PSNR of the decoded image of a full deterministic render vs fp32 (null until a render is benchmarked).</summary>
     [JsonPropertyName("psnrDb")] public required IReadOnlyDictionary<string, double?> PsnrDb { get; init; }
+    /// <summary>Wall time of one whole render (text encoders, every denoising step with CFG, VAE decode) per mode, when
+    /// the config has a model to render with; ratios "render int8-dynamic/fp32" and "render bf16/fp32" go with it.</summary>
+    [JsonPropertyName("renderMs")] public IReadOnlyDictionary<string, double?>? RenderMs { get; init; }
     /// <summary>SNR of one transformer forward's output vs TorchSharp fp32 ("pytorch-fp32" = the anchor's agreement with ours).</summary>
     [JsonPropertyName("snrDb")] public required IReadOnlyDictionary<string, double?> SnrDb { get; init; }
 

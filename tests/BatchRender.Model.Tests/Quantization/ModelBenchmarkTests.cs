@@ -46,6 +46,34 @@ public class ModelBenchmarkTests
         Assert.Equal(16, result.Model.Tokens);          // 64 px -> 8x8 latent -> 4x4 patches
     }
 
+    [Fact]
+    public void A_model_directory_is_timed_with_its_own_weights_and_rendered_whole_in_each_mode()
+    {
+        var directory = Directory.CreateTempSubdirectory("batchrender-bench-model-").FullName;
+        try
+        {
+            var model = Pipelines.TinyModelDirectory.Create(directory, framePhase: true);
+            var request = PipelineFullRender.DemoRequest with { Width = 64, Height = 64, Steps = 3 };
+            var result = ModelBenchmark.Run(new ModelBenchmarkOptions
+            {
+                ConfigName = "tiny-model", WeightsDirectory = Path.Combine(model, "transformer"), Batch = 2, Height = 64, Width = 64,
+                Repeats = 1, Threads = 2, MeasureKernels = false, FullRender = new PipelineFullRender(model, request, "cpu", 2),
+            });
+            using (var trained = Transformers.HunyuanDiT2DModel.FromPretrained(Path.Combine(model, "transformer")))
+                Assert.Equal(trained.parameters().Sum(p => p.NumberOfElements), result.Model.Parameters);
+            Assert.Contains(result.Notes, n => n.Contains("trained weights of"));
+            Assert.Equal(3, result.Steps);
+            Assert.True(result.RenderMs!["fp32"] > 0 && result.RenderMs["int8-dynamic"] > 0);
+            Assert.True(result.Ratios["render int8-dynamic/fp32"] > 0);
+            // The same seed and sampler in each mode: the int8 render is the fp32 one up to quantization error.
+            Assert.True(result.PsnrDb["int8-dynamic"] is > 20 and < double.PositiveInfinity, $"render PSNR {result.PsnrDb["int8-dynamic"]} dB");
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [PyTorchAnchorFact]
     public void PyTorch_anchor_agrees_with_TorchSharp_fp32_on_the_same_weights()
     {
