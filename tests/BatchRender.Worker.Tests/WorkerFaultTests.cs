@@ -93,6 +93,26 @@ public sealed class WorkerFaultTests(AzuriteFixture azurite) : IClassFixture<Azu
         Assert.Equal(0, await h.QueueLengthAsync());
     }
 
+    [Fact]
+    public async Task A_render_that_overruns_the_render_timeout_is_released_and_dead_lettered_on_its_last_delivery()
+    {
+        var h = new WorkerHarness(azurite, "overrun", maxDeliveryCount: 2);
+        const string job = "overrun-job";
+        await h.SubmitAsync(job, [WorkerHarness.Image(job, "stuck")]);
+        var stuck = new DeterministicTestRenderEngine { RenderDelay = TimeSpan.FromMinutes(10) };
+        var worker = h.Worker(new WorkerOptions { BatchSize = 4, RenderTimeout = TimeSpan.FromMilliseconds(300), DrainTimeout = TimeSpan.FromSeconds(5) }, engine: stuck);
+        await worker.StartAsync(CancellationToken.None);
+        var ended = await h.WaitForJobEndAsync(job, TimeSpan.FromSeconds(60));
+        await worker.StopAsync(CancellationToken.None);
+
+        Assert.Equal((JobStatuses.Failed, 1), (ended.Status, ended.Counts.DeadLettered));
+        var item = (await h.State.GetItemAsync(job, "stuck"))!;
+        Assert.Equal(2, item.Attempts);
+        Assert.Contains("Worker:RenderTimeout", item.LastError);
+        Assert.Equal(0, stuck.RenderedTasks);
+        Assert.Equal(0, await h.QueueLengthAsync());
+    }
+
     private static async Task AssertExactlyOneIntactOutputPerItemAsync(WorkerHarness h, string job, IReadOnlyList<RenderTaskMessage> tasks)
     {
         var blobs = (await h.ListRendersAsync(job + "/")).Select(b => b.Name).Where(n => !n.StartsWith($"{job}/{BlobLayout.JobFolder}/")).ToList();

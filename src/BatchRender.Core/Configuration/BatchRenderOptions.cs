@@ -100,6 +100,9 @@ public sealed class WorkerOptions
     /// <summary>How long a SIGTERM'd worker keeps rendering before it abandons what is left (Kubernetes
     /// terminationGracePeriodSeconds must be larger).</summary>
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(50);
+    /// <summary>The longest one model pass may take: past it the group's tasks go back to the queue (a render that
+    /// overruns on every delivery is dead-lettered), so a stalled device cannot hold tasks for ever under renewed locks.</summary>
+    public TimeSpan RenderTimeout { get; set; } = TimeSpan.FromMinutes(30);
     /// <summary>"auto" | "cpu" | "cuda".</summary>
     public string Device { get; set; } = "auto";
     /// <summary>Intra-op threads for the model; 0 = TorchSharp's default.</summary>

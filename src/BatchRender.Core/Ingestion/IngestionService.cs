@@ -154,24 +154,36 @@ public sealed class IngestionService
         await _renders.WriteStreamAsync(BlobLayout.Manifest(jobId), open, validation.ContentSha256, "application/json", cancellationToken);
 
         var sent = 0;
+        var validated = clock.Elapsed;
+        TimeSpan recording = TimeSpan.Zero, waitingForSends = TimeSpan.Zero;   // where pass two's time goes (logged)
         await using (var stream = await open(cancellationToken))
         {
             Task pendingSend = Task.CompletedTask;
             await foreach (var chunk in Chunks(_expander.ExpandAsync(stream, validation, inputsPrefix, cancellationToken), cancellationToken))
             {
+                var step = Stopwatch.StartNew();
                 await _tracker.Store.AddItemsAsync(jobId, chunk.Select(m => (m, m.ComputeMessageId())).ToList(), cancellationToken);
+                recording += step.Elapsed;
+                step.Restart();
                 await pendingSend;
+                waitingForSends += step.Elapsed;
                 var tasks = chunk.Select(OutgoingTasks.From).ToList();
                 pendingSend = _sender.SendAsync(tasks, cancellationToken);
                 sent += tasks.Count;
+                if (sent % (50 * ChunkSize) == 0)
+                    _logger.LogDebug("Job {JobId}: {Sent} task(s) sent in {Seconds:0.0} s", jobId, sent, clock.Elapsed.TotalSeconds);
             }
+            var last = Stopwatch.StartNew();
             await pendingSend;
+            waitingForSends += last.Elapsed;
         }
         await _tracker.Store.MarkIngestCompletedAsync(jobId, cancellationToken);
         BatchRenderTelemetry.TasksEnqueued.Add(sent);
         BatchRenderTelemetry.IngestDuration.Record(clock.Elapsed.TotalSeconds);
-        _logger.LogInformation("Job {JobId}: {Count} task(s) enqueued from {Source} in {Seconds:0.0} s{Resumed}",
-            jobId, sent, source.Name, clock.Elapsed.TotalSeconds, created ? "" : " (an interrupted ingest resumed)");
+        _logger.LogInformation(
+            "Job {JobId}: {Count} task(s) enqueued from {Source} in {Seconds:0.0} s (validation {Validation:0.0} s, recording items {Recording:0.0} s, waiting on sends {Sends:0.0} s){Resumed}",
+            jobId, sent, source.Name, clock.Elapsed.TotalSeconds, validated.TotalSeconds, recording.TotalSeconds, waitingForSends.TotalSeconds,
+            created ? "" : " (an interrupted ingest resumed)");
         return new IngestResult(jobId, true, validation, sent, false, await _tracker.Store.GetJobAsync(jobId, cancellationToken));
     }
 

@@ -6,8 +6,8 @@ namespace BatchRender.Core.State;
 /// Where a job's items live in the items table: spread over <see cref="Count"/> partitions, <c>{jobId}~{shard}</c>, by a
 /// stable hash of the item id. One partition per job would cap a job at one partition's throughput (Azure Tables: about
 /// 2,000 entities/s; Azurite slows with every entity already in a partition, since it scans the partition on insert),
-/// and a 100k-item ingest needs more. Each partition has its own counts row, which changes in the same entity-group
-/// transaction as its items; a job's counts are the sum over its partitions.
+/// and a 100k-item ingest needs more. Each partition has its own counts row (from its first item transition on), which
+/// changes in the same entity-group transaction as its items; a job's counts are its total plus the partitions' moves.
 /// </summary>
 internal static class ItemPartitions
 {

@@ -64,9 +64,7 @@ public sealed class JobStateStore
             TotalItems = job.TotalItems,
             WarningsJson = JsonSerializer.Serialize(job.Warnings ?? [], Json),
         };
-        // The counts rows first: a job row always has its counts.
-        await Parallel.ForEachAsync(ItemPartitions.All(job.JobId), new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken },
-            async (partition, ct) => await AddIgnoringConflictAsync(_items, new CountsEntity { PartitionKey = partition }, ct));
+        // No counts rows yet: a partition's row appears with its first item transition (none = nothing moved there).
         try
         {
             await _jobs.AddEntityAsync(entity, cancellationToken);
@@ -282,7 +280,13 @@ public sealed class JobStateStore
             var itemRead = _items.GetEntityIfExistsAsync<ItemEntity>(partition, itemId, cancellationToken: cancellationToken);
             var countsRead = _items.GetEntityIfExistsAsync<CountsEntity>(partition, CountsEntity.Row, cancellationToken: cancellationToken);
             var (item, counts) = (await itemRead, await countsRead);
-            if (!item.HasValue || !counts.HasValue) return new ItemTransition(false, null, null);
+            if (!item.HasValue) return new ItemTransition(false, null, null);
+            if (!counts.HasValue)
+            {
+                // The partition's first transition: its counts row starts at zero (two workers may race to add it).
+                await AddIgnoringConflictAsync(_items, new CountsEntity { PartitionKey = partition }, cancellationToken);
+                continue;
+            }
             var entity = item.Value!;
             if (!change(entity, counts.Value!, _time.GetUtcNow()))
                 return new ItemTransition(false, ToRecord(entity), null);
@@ -321,7 +325,7 @@ public sealed class JobStateStore
             var jobRead = _jobs.GetEntityIfExistsAsync<JobEntity>(jobId, JobEntity.Row, cancellationToken: cancellationToken);
             var countsRead = ReadCountsAsync(jobId, cancellationToken);
             var (jobRow, counts) = (await jobRead, await countsRead);
-            if (!jobRow.HasValue || counts.Count == 0) return null;
+            if (!jobRow.HasValue) return null;
             var job = jobRow.Value!;
             var c = CountsEntity.Sum(job.TotalItems, counts);
             if (JobStatuses.IsEnded(job.Status) || !c.AllFinished) return null;

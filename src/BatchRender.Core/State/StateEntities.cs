@@ -5,7 +5,8 @@ namespace BatchRender.Core.State;
 
 // Table rows. Jobs table: one row per job (PartitionKey = jobId, RowKey = "job"). Items table: the job's items spread
 // over ItemPartitions ("{jobId}~{shard}", RowKey = itemId), each partition with a counts row (RowKey = "!counts", which
-// no item id can be), so an item's state and its partition's counts change together in one entity-group transaction.
+// no item id can be; added by the partition's first item transition), so an item's state and its partition's counts
+// change together in one entity-group transaction.
 
 internal sealed class JobEntity : ITableEntity
 {

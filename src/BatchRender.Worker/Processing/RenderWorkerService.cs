@@ -192,16 +192,22 @@ public sealed class RenderWorkerService(
 
         IReadOnlyList<TaskRenderOutcome> outcomes;
         var started = Stopwatch.GetTimestamp();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(drain);
+        deadline.CancelAfter(_options.RenderTimeout);
         try
         {
-            outcomes = await engine.RenderAsync(messages, drain);
+            outcomes = await engine.RenderAsync(messages, deadline.Token);
         }
         catch (Exception e)
         {
             var shutdown = drain.IsCancellationRequested && e is OperationCanceledException;
-            if (!shutdown) logger.LogError(e, "Rendering a group of {Count} failed", group.Count);
+            var error = shutdown ? "the worker shut down during the render"
+                : e is OperationCanceledException && deadline.IsCancellationRequested
+                    ? $"the render took longer than Worker:RenderTimeout ({_options.RenderTimeout})"
+                    : $"render failed: {e.Message}";
+            if (!shutdown) logger.LogError(e, "Rendering a group of {Count} failed: {Error}", group.Count, error);
             foreach (var item in group)
-                await ReleaseAsync(item, shutdown ? "the worker shut down during the render" : $"render failed: {e.Message}", shutdown);
+                await ReleaseAsync(item, error, shutdown);
             return;
         }
         var renderMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
