@@ -106,8 +106,8 @@ public sealed record DemoTrainingOptions
     /// <summary>Captions sampled into the tokenizer corpus.</summary>
     public int TokenizerCorpusCaptions { get; init; } = 20000;
     /// <summary>Step budgets (not minutes) so the shipped model is the same on any machine; on the 2-core AVX2 machine
-    /// the VAE takes ~14 min (64 px crops: 3.3x the images per second of whole 128 px ones) and the joint stage ~76 min
-    /// (1.23 s per step of 32).</summary>
+    /// the VAE takes ~14 min (64 px crops: 3.3x the images per second of whole 128 px ones) and the joint stage ~60 min
+    /// (~1.1 s per step of 32) when nothing else runs.</summary>
     public StageBudget Vae { get; init; } = new() { Steps = 1800, BatchSize = 8, LearningRate = 1e-3, WarmupSteps = 100, EmaDecay = 0.995 };
     /// <summary>The VAE trains on random crops of this size (null: whole images); see <see cref="AutoencoderStage.Crops"/>.</summary>
     public int? VaeCropSize { get; init; } = 64;
@@ -115,7 +115,7 @@ public sealed record DemoTrainingOptions
     public int LatentCacheSize { get; init; } = 16000;
     /// <summary>EMA 0.998 (a ~500-step horizon): at 0.999 a fifth of the saved weights would still come from the first
     /// half of so short a schedule.</summary>
-    public StageBudget Diffusion { get; init; } = new() { Steps = 3700, BatchSize = 32, LearningRate = 8e-4, WarmupSteps = 200, EmaDecay = 0.998 };
+    public StageBudget Diffusion { get; init; } = new() { Steps = 3200, BatchSize = 32, LearningRate = 8e-4, WarmupSteps = 200, EmaDecay = 0.998 };
     /// <summary>Weights dtype of the written model: half precision keeps models/demo under 30 MB (the loader upcasts).</summary>
     public bool HalfPrecisionWeights { get; init; } = true;
 
