@@ -304,8 +304,10 @@ public sealed class JobStateStore
                 continue;
             }
             BatchRenderTelemetry.ItemTransitions.Add(1, new KeyValuePair<string, object?>("state", entity.State));
-            // Only a change that finishes an item can end the job; whether it did, the other partitions say.
-            var ended = ItemStates.IsFinished(entity.State) ? await TryEndJobAsync(jobId, cancellationToken) : null;
+            // Only a change that finishes an item can end the job, and not while this partition still renders one;
+            // whether it did, the other partitions say (TryEndJobAsync reads them all).
+            var mayHaveEnded = ItemStates.IsFinished(entity.State) && counts.Value!.Rendering == 0;
+            var ended = mayHaveEnded ? await TryEndJobAsync(jobId, cancellationToken) : null;
             return new ItemTransition(true, ToRecord(entity), ended);
         }
     }

@@ -227,7 +227,7 @@ public sealed class StorageQueueTaskReceiver : IRenderTaskReceiver
                     received.AddRange(lease.Tasks);
             }
             bool full = maxTasks - received.Count < perMessage;
-            if ((received.Count > 0 && full) || (received.Count > 0 && messages.Length < wanted))
+            if (received.Count > 0 && (full || messages.Length < wanted))
                 return received;
             if (messages.Length == wanted && !full) continue; // a full page: there may be more right now
             var left = maxWait - _time.GetElapsedTime(started);
