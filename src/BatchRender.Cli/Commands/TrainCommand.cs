@@ -20,9 +20,10 @@ public static class TrainCommand
         var latentCache = new Option<int?>("--latent-cache") { Description = "Scenes encoded once for the diffusion stage (default: the trainer's)" };
         var vaeSteps = new Option<int?>("--vae-steps") { Description = "Step budget of the autoencoder stage (instead of minutes)" };
         var diffusionSteps = new Option<int?>("--diffusion-steps") { Description = "Step budget of the joint stage (instead of minutes)" };
+        var diffusionBatch = new Option<int?>("--diffusion-batch") { Description = "Batch size of the joint stage (default: the trainer's)" };
         var vaeCrop = new Option<int?>("--vae-crop") { Description = "Train the autoencoder on random crops of this size (default: the trainer's)" };
         var command = new Command("train", "Train the bilingual demo model into models/demo")
-            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache, vaeSteps, diffusionSteps, vaeCrop };
+            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache, vaeSteps, diffusionSteps, diffusionBatch, vaeCrop };
         command.SetAction((parse, ct) => CliRunner.RunAsync(parse, async _ =>
         {
             var options = parse.GetValue(smoke)
@@ -33,6 +34,7 @@ public static class TrainCommand
             if (parse.GetValue(diffusionMinutes) is { } dm) options = options with { Diffusion = options.Diffusion with { Minutes = dm, Steps = null } };
             if (parse.GetValue(vaeSteps) is { } vs) options = options with { Vae = options.Vae with { Steps = vs, Minutes = null } };
             if (parse.GetValue(diffusionSteps) is { } ds) options = options with { Diffusion = options.Diffusion with { Steps = ds, Minutes = null } };
+            if (parse.GetValue(diffusionBatch) is { } db) options = options with { Diffusion = options.Diffusion with { BatchSize = db } };
             if (parse.GetValue(latentCache) is { } lc) options = options with { LatentCacheSize = lc };
             if (parse.GetValue(vaeCrop) is { } crop) options = options with { VaeCropSize = crop };
             TrainingReport report = null!;
@@ -50,6 +52,8 @@ public static class TrainCommand
                             bar.Value = p.Step;
                             bar.Description = Markup.Escape(p.Loss is { } loss ? $"{p.Stage} loss {loss:0.0000}" : p.Message is { } m ? $"{p.Stage}: {m}" : p.Stage);
                         }
+                        // Stage results and checkpoint diagnostics stay on screen (and in a redirected log) above the bars.
+                        if (p.Loss is null && p.Message is { } message) AnsiConsole.MarkupLineInterpolated($"[grey]{p.Stage}[/]: {message}");
                     });
                     report = await DemoTrainer.RunAsync(options, progress, ct);
                 });

@@ -116,14 +116,18 @@ public static class DemoTrainer
         using var t5Ema = new T5EncoderModel(t5Config);
         var bertTokenizer = BertTextTokenizer.FromDirectory(tokenizers.BertDirectory, t.TextLen);
         var t5Tokenizer = MT5TextTokenizer.FromDirectory(tokenizers.T5Directory, t.TextLenT5);
-        var diffusionLoop = new StageLoop("diffusion", [(transformer, transformerEma), (bert, bertEma), (t5, t5Ema)], o.Diffusion, o.Seed,
+        using var heads = new SceneAttributeHeads(bertConfig.HiddenSize, t5Config.DModel);
+        using var headsEma = new SceneAttributeHeads(bertConfig.HiddenSize, t5Config.DModel);
+        var diffusionLoop = new StageLoop("diffusion", [(transformer, transformerEma), (bert, bertEma), (t5, t5Ema), (heads, headsEma)], o.Diffusion, o.Seed,
                                           Path.Combine(work, "diffusion"), progress);
+        var stage = new DiffusionStage(transformer, bert, t5, bertTokenizer, t5Tokenizer, cache, scaling, dataset, Scheduler, o.ImageSize, vae.ScaleFactor,
+                                       o.AttributeLossWeight > 0 ? heads : null, o.AttributeLossWeight);
         if (!(o.Resume && diffusionLoop.TryLoadCompleted(out var diffusionReport)))
-        {
-            var stage = new DiffusionStage(transformer, bert, t5, bertTokenizer, t5Tokenizer, cache, scaling, dataset, Scheduler, o.ImageSize, vae.ScaleFactor);
-            diffusionReport = diffusionLoop.Run(stage.Loss(o.Diffusion.BatchSize, o.Seed), o.Resume, ct);
-        }
+            diffusionReport = diffusionLoop.Run(stage.Loss(o.Diffusion.BatchSize, o.Seed), o.Resume, ct,
+                                                () => $"attribute loss {stage.LastAttributeLoss:F3}; {stage.ProbeTextConditioning()}");
         stages.Add(diffusionReport!);
+        var textConditioning = stage.ProbeTextConditioning((transformerEma, bertEma, t5Ema));
+        Say(progress, "diffusion", $"EMA weights: {textConditioning}");
 
         // (d) The model directory: EMA weights, the VAE with its scaling factor, the scheduler, the tokenizers.
         ct.ThrowIfCancellationRequested();
@@ -137,7 +141,7 @@ public static class DemoTrainer
         var report = new TrainingReport
         {
             Seed = o.Seed, Threads = threads, Precision = precision, ImageSize = o.ImageSize, Stages = stages, VaePsnrDb = psnr,
-            VaeScalingFactor = scaling, LatentCacheSize = cache.Count, LatentSeconds = latentSeconds, TokenizerSeconds = tokenizerSeconds,
+            VaeScalingFactor = scaling, TextConditioning = textConditioning, LatentCacheSize = cache.Count, LatentSeconds = latentSeconds, TokenizerSeconds = tokenizerSeconds,
             TotalSeconds = total.Elapsed.TotalSeconds, ModelBytes = modelBytes,
             Parameters = new Dictionary<string, long>
             {

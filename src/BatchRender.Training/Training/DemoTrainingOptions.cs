@@ -116,6 +116,9 @@ public sealed record DemoTrainingOptions
     /// <summary>EMA 0.998 (a ~500-step horizon): at 0.999 a fifth of the saved weights would still come from the first
     /// half of so short a schedule.</summary>
     public StageBudget Diffusion { get; init; } = new() { Steps = 3200, BatchSize = 32, LearningRate = 8e-4, WarmupSteps = 200, EmaDecay = 0.998 };
+    /// <summary>Weight of the text encoders' scene-attribute loss (<see cref="SceneAttributeHeads"/>) beside the v-loss;
+    /// 0 trains on the diffusion loss alone.</summary>
+    public double AttributeLossWeight { get; init; } = 0.1;
     /// <summary>Weights dtype of the written model: half precision keeps models/demo under 30 MB (the loader upcasts).</summary>
     public bool HalfPrecisionWeights { get; init; } = true;
 
@@ -138,6 +141,7 @@ public sealed record DemoTrainingOptions
             throw new ArgumentOutOfRangeException(nameof(ImageSize), ImageSize, $"must be a positive multiple of VAE factor x patch size = {f}");
         if (VaeCropSize is { } crop && (crop <= 0 || crop > ImageSize || crop % Sizes.Vae.ScaleFactor != 0))
             throw new ArgumentOutOfRangeException(nameof(VaeCropSize), crop, $"must be a positive multiple of the VAE factor {Sizes.Vae.ScaleFactor}, at most the image size {ImageSize}");
+        if (AttributeLossWeight < 0) throw new ArgumentOutOfRangeException(nameof(AttributeLossWeight), AttributeLossWeight, "must not be negative");
         if (LatentCacheSize <= 0) throw new ArgumentOutOfRangeException(nameof(LatentCacheSize), LatentCacheSize, "must be positive");
         if (Sizes.Transformer.CrossAttentionDim != Sizes.Bert.HiddenSize)
             throw new ArgumentException($"Sizes: transformer cross_attention_dim {Sizes.Transformer.CrossAttentionDim} must equal BERT hidden_size {Sizes.Bert.HiddenSize}");

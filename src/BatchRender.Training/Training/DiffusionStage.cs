@@ -11,7 +11,8 @@ namespace BatchRender.Training.Training;
 /// <summary>Stage c: BERT, T5 and the DiT trained jointly on cached latents with the v-prediction objective of the
 /// DDPM schedule the model ships with. Each sample is a cached scene (still, or a clip frame with its phase) whose
 /// caption is drawn afresh every time, in either language, with the dataset's unconditional (empty caption) and
-/// degraded ("blurry, low quality") shares, which are what classifier-free guidance and its negative prompt use.</summary>
+/// degraded ("blurry, low quality") shares, which are what classifier-free guidance and its negative prompt use.
+/// With <see cref="SceneAttributeHeads"/>, the text encoders also learn to state the scene their caption names.</summary>
 internal sealed class DiffusionStage
 {
     private readonly HunyuanDiT2DModel transformer;
@@ -26,11 +27,16 @@ internal sealed class DiffusionStage
     private readonly Tensor sqrtAlphasCumprod, sqrtOneMinusAlphasCumprod;
     private readonly (Tensor Cos, Tensor Sin) rope;
     private readonly int numTrainTimesteps;
+    private readonly SceneAttributeHeads? attributeHeads;
+    private readonly double attributeLossWeight;
 
     public DiffusionStage(HunyuanDiT2DModel transformer, BertModel bert, T5EncoderModel t5, BertTextTokenizer bertTokenizer,
                           MT5TextTokenizer t5Tokenizer, LatentCache cache, double latentScale, DemoDataset dataset,
-                          SchedulerConfig scheduler, int imageSize, int vaeScaleFactor)
+                          SchedulerConfig scheduler, int imageSize, int vaeScaleFactor,
+                          SceneAttributeHeads? attributeHeads = null, double attributeLossWeight = 0)
     {
+        this.attributeHeads = attributeHeads;
+        this.attributeLossWeight = attributeLossWeight;
         this.transformer = transformer;
         this.bert = bert;
         this.t5 = t5;
@@ -49,24 +55,29 @@ internal sealed class DiffusionStage
         rope = (cos.DetachFromDisposeScope(), sin.DetachFromDisposeScope());
     }
 
-    /// <summary>A fresh caption for a cached example, drawn as <see cref="DemoDataset.GetExample"/> draws one.</summary>
-    public static string Caption(TrainingExample example, DemoDatasetOptions options, Random random)
+    /// <summary>A fresh caption for a cached example, drawn as <see cref="DemoDataset.GetExample"/> draws one, and the
+    /// scene it names (null for the empty caption and for "blurry, low quality" alone).</summary>
+    public static (string Text, SceneSpec? Names) Caption(TrainingExample example, DemoDatasetOptions options, Random random)
     {
         var language = random.NextDouble() < options.ChineseShare ? Language.Chinese : Language.English;
         string caption = CaptionGenerator.Describe(example.Scene, language, random);
+        SceneSpec? names = example.Scene;
         if (example.Degraded)
         {
             string words = CaptionGenerator.DegradedPrompt(language, random);
-            caption = random.Next(2) == 0 ? words : caption + (language == Language.English ? ", " : "，") + words;
+            bool wordsOnly = random.Next(2) == 0;
+            caption = wordsOnly ? words : caption + (language == Language.English ? ", " : "，") + words;
+            if (wordsOnly) names = null;
         }
-        return random.NextDouble() < options.CaptionDropout ? "" : caption;
+        return random.NextDouble() < options.CaptionDropout ? ("", null) : (caption, names);
     }
 
     public Func<int, Tensor> Loss(int batchSize, int seed) => step =>
     {
         var random = new Random(SeedMixer.Mix(seed, step, 21));
         var indices = Enumerable.Range(0, batchSize).Select(_ => random.Next(cache.Count)).ToArray();
-        var captions = indices.Select(i => Caption(examples[i], datasetOptions, random)).ToList();
+        var drawn = indices.Select(i => Caption(examples[i], datasetOptions, random)).ToList();
+        var captions = drawn.Select(c => c.Text).ToList();
         var phases = indices.Select(i => examples[i].FramePhase ?? 0f).ToArray();
         var timesteps = indices.Select(_ => (long)random.Next(numTrainTimesteps)).ToArray();
 
@@ -86,6 +97,74 @@ internal sealed class DiffusionStage
         var output = transformer.forward(noisy, t.to(ScalarType.Float32), bertStates, bertMask, t5States, t5Mask, rope,
                                          framePhase: tensor(phases));
         var prediction = output[.., ..(int)x0.shape[1]];
-        return nn.functional.mse_loss(prediction, velocity);
+        var loss = nn.functional.mse_loss(prediction, velocity);
+        if (attributeHeads is null) return loss;
+        var attributes = attributeHeads.Loss(bertStates, bertMask, t5States, t5Mask, drawn.Select(c => SceneAttributeTargets.For(c.Names)).ToArray());
+        LastAttributeLoss = attributes.item<float>();
+        return loss + attributeLossWeight * attributes;
     };
+
+    /// <summary>The attribute heads' loss of the latest step (NaN without heads).</summary>
+    public double LastAttributeLoss { get; private set; } = double.NaN;
+
+    /// <summary>
+    /// How much the captions inform the model: the v-loss of a fixed probe set (training scenes, every caption naming
+    /// its scene, noise levels t in [300, 1000) where layout and colour are decided) with each scene's own caption and
+    /// with its neighbour's. A model that ignores the text scores a ratio of 1; the smaller, the more it uses them.
+    /// </summary>
+    /// <param name="weights">The networks to probe (the EMA shadows, say); the trained ones when null.</param>
+    public TextConditioningProbe ProbeTextConditioning((HunyuanDiT2DModel Transformer, BertModel Bert, T5EncoderModel T5)? weights = null,
+                                                       int count = 64, int seed = 7)
+    {
+        var (transformer, bert, t5) = weights ?? (this.transformer, this.bert, this.t5);
+        var random = new Random(seed);
+        var indices = Enumerable.Range(0, count).Select(_ => random.Next(cache.Count)).ToArray();
+        var captions = indices.Select(i => CaptionGenerator.Describe(examples[i].Scene, random.Next(2) == 0 ? Language.English : Language.Chinese, random)).ToArray();
+        var shifted = captions.Skip(1).Append(captions[0]).ToArray();
+        var phases = indices.Select(i => examples[i].FramePhase ?? 0f).ToArray();
+        var timesteps = indices.Select(_ => (long)random.Next(300, numTrainTimesteps)).ToArray();
+        var modules = new nn.Module[] { transformer, bert, t5 };
+        var wasTraining = modules.Select(m => m.training).ToArray();
+        foreach (var m in modules) m.eval();
+        try
+        {
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            double Loss(string[] text)
+            {
+                double sum = 0;
+                for (int start = 0; start < count; start += 32)
+                {
+                    using var inner = NewDisposeScope();
+                    int n = Math.Min(32, count - start);
+                    var batch = indices.Skip(start).Take(n).ToArray();
+                    var x0 = cache.Batch(batch, latentScale);
+                    using var generator = new Generator((ulong)(seed * 1000 + start));
+                    var noise = randn(x0.shape, generator: generator);
+                    var t = tensor(timesteps.Skip(start).Take(n).ToArray());
+                    var a = sqrtAlphasCumprod.index_select(0, t).reshape(-1, 1, 1, 1);
+                    var s = sqrtOneMinusAlphasCumprod.index_select(0, t).reshape(-1, 1, 1, 1);
+                    var slice = text.Skip(start).Take(n).ToList();
+                    var (bertIds, bertMask) = bertTokenizer.EncodeBatch(slice);
+                    var (t5Ids, t5Mask) = t5Tokenizer.EncodeBatch(slice);
+                    var output = transformer.forward(a * x0 + s * noise, t.to(ScalarType.Float32), bert.forward(bertIds, bertMask), bertMask,
+                                                     t5.forward(t5Ids, t5Mask), t5Mask, rope, framePhase: tensor(phases.Skip(start).Take(n).ToArray()));
+                    sum += nn.functional.mse_loss(output[.., ..(int)x0.shape[1]], a * noise - s * x0).item<float>() * n;
+                }
+                return sum / count;
+            }
+            return new TextConditioningProbe(Loss(captions), Loss(shifted));
+        }
+        finally
+        {
+            for (int i = 0; i < modules.Length; i++) modules[i].train(wasTraining[i]);
+        }
+    }
+}
+
+/// <summary>See <see cref="DiffusionStage.ProbeTextConditioning"/>.</summary>
+public sealed record TextConditioningProbe(double OwnCaptionLoss, double OtherCaptionLoss)
+{
+    public double Ratio => OwnCaptionLoss / OtherCaptionLoss;
+    public override string ToString() => $"probe v-loss {OwnCaptionLoss:F4} with own captions, {OtherCaptionLoss:F4} with others' (ratio {Ratio:F3})";
 }

@@ -57,7 +57,8 @@ internal sealed class StageLoop
     }
 
     /// <param name="lossAt">The loss of step s (a scalar with a graph); must draw everything from (seed, s).</param>
-    public StageReport Run(Func<int, Tensor> lossAt, bool resume, CancellationToken cancellationToken)
+    /// <param name="checkpointNote">Called at each checkpoint; its text (a diagnostic) goes into the progress message.</param>
+    public StageReport Run(Func<int, Tensor> lossAt, bool resume, CancellationToken cancellationToken, Func<string>? checkpointNote = null)
     {
         var parameters = modules.SelectMany(m => m.Live.parameters()).ToList();
         using var optimizer = optim.AdamW(parameters, lr: budget.LearningRate, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: budget.WeightDecay);
@@ -128,7 +129,7 @@ internal sealed class StageLoop
 
             bool last = state.Step >= state.TotalSteps;
             if (last) state = state with { Completed = true };
-            if (last || state.Step % budget.CheckpointEvery == 0) Save(optimizer, state);
+            if (last || state.Step % budget.CheckpointEvery == 0) Save(optimizer, state, checkpointNote);
             Report(state, smoothed, secondsPerStep, null);
         }
         return ToReport(state, resumed);
@@ -154,7 +155,7 @@ internal sealed class StageLoop
 
     /// <summary>Writes the checkpoint beside the previous one and swaps it in, so an interrupted save leaves the last
     /// good checkpoint.</summary>
-    private void Save(TorchSharp.Modules.AdamW optimizer, StageState state)
+    private void Save(TorchSharp.Modules.AdamW optimizer, StageState state, Func<string>? note)
     {
         var staging = checkpointDirectory + ".saving";
         if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
@@ -171,6 +172,6 @@ internal sealed class StageLoop
         if (Directory.Exists(checkpointDirectory)) Directory.Move(checkpointDirectory, old);
         Directory.Move(staging, checkpointDirectory);
         if (Directory.Exists(old)) Directory.Delete(old, recursive: true);
-        Report(state, null, 0, $"checkpoint at step {state.Step}");
+        Report(state, null, 0, $"checkpoint at step {state.Step}" + (note is null ? "" : $"; {note()}"));
     }
 }

@@ -22,6 +22,9 @@ public sealed record TrainingReport
     public required IReadOnlyList<StageReport> Stages { get; init; }
     public required double VaePsnrDb { get; init; }
     public required double VaeScalingFactor { get; init; }
+    /// <summary>The saved (EMA) model's v-loss on a probe set with its own captions and with others' (see
+    /// <see cref="DiffusionStage.ProbeTextConditioning"/>).</summary>
+    public required TextConditioningProbe TextConditioning { get; init; }
     public required int LatentCacheSize { get; init; }
     public required double LatentSeconds { get; init; }
     public required double TokenizerSeconds { get; init; }

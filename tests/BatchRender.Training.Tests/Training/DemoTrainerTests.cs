@@ -110,6 +110,7 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
         Assert.True(double.IsFinite(report.VaePsnrDb));
         Assert.All(report.Parameters.Values, p => Assert.True(p > 0));
         Assert.StartsWith("fp32", report.Precision);
+        Assert.True(report.TextConditioning.OwnCaptionLoss > 0 && double.IsFinite(report.TextConditioning.Ratio), report.TextConditioning.ToString());
         lock (smoke.Reports)
         {
             var steps = smoke.Reports.Where(r => r.Stage == "diffusion" && r.Loss is not null).ToList();
@@ -117,6 +118,8 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
             Assert.All(steps, r => Assert.Equal(4, r.TotalSteps));
             Assert.Equal(TimeSpan.Zero, steps[^1].Eta);
             Assert.Contains(smoke.Reports, r => r.Message?.Contains("bf16") == true);
+            Assert.Contains(smoke.Reports, r => r.Stage == "diffusion" && r.Message?.StartsWith("checkpoint at step 4; attribute loss") == true
+                                                && r.Message.Contains("probe v-loss"));
             Assert.Contains(smoke.Reports, r => r.Stage == "latents" && r.Step == smoke.Options.LatentCacheSize);
         }
     }
