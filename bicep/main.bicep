@@ -65,7 +65,7 @@ param schedulesTable string = 'schedules'
 @maxValue(300)
 param lockDurationSeconds int = 60
 
-@description('Deliveries before a task is dead-lettered (Transport:MaxDeliveryCount; the queue MaxDeliveryCount).')
+@description('Deliveries before a task is dead-lettered (Transport:MaxDeliveryCount; the worker keeps the limit, the queue MaxDeliveryCount is one higher).')
 @minValue(1)
 @maxValue(100)
 param maxDeliveryCount int = 5

@@ -1,6 +1,8 @@
-// Service Bus namespace (Entra ID only) and the render-tasks queue. The queue's lock duration and max
-// delivery count are the worker's Transport:LockDuration and Transport:MaxDeliveryCount (main.bicep passes
-// the same parameters to the worker ConfigMap and the Functions app settings).
+// Service Bus namespace (Entra ID only) and the render-tasks queue. The queue's lock duration is the worker's
+// Transport:LockDuration; its max delivery count is Transport:MaxDeliveryCount + 1, because the worker keeps the
+// limit itself: it dead-letters the delivery past the limit and marks the item dead-lettered, which the broker,
+// dead-lettering on its own, would not (main.bicep passes the same parameters to the worker ConfigMap and the
+// Functions app settings).
 
 @description('Azure region.')
 param location string
@@ -60,7 +62,7 @@ resource queue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   name: queueName
   properties: {
     lockDuration: lockDuration
-    maxDeliveryCount: maxDeliveryCount
+    maxDeliveryCount: maxDeliveryCount + 1
     requiresDuplicateDetection: true
     duplicateDetectionHistoryTimeWindow: duplicateDetectionWindow
     defaultMessageTimeToLive: messageTimeToLive

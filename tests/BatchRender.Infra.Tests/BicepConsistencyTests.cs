@@ -49,7 +49,8 @@ public class BicepConsistencyTests
         Assert.True(ns["properties"]!["disableLocalAuth"]!.GetValue<bool>(), "Service Bus must disable local (SAS) auth");
         var queue = ResourceOfType(module, "Microsoft.ServiceBus/namespaces/queues")["properties"]!;
         Assert.Equal("[parameters('lockDuration')]", queue["lockDuration"]!.ToString());
-        Assert.Equal("[parameters('maxDeliveryCount')]", queue["maxDeliveryCount"]!.ToString());
+        // One above the worker's own limit, which it keeps at receive (DeliveryLimit): the broker's is a backstop.
+        Assert.Equal("[add(parameters('maxDeliveryCount'), 1)]", queue["maxDeliveryCount"]!.ToString());
         Assert.True(queue["requiresDuplicateDetection"]!.GetValue<bool>());
         Assert.Equal("[parameters('duplicateDetectionWindow')]", queue["duplicateDetectionHistoryTimeWindow"]!.ToString());
         Assert.True(queue["deadLetteringOnMessageExpiration"]!.GetValue<bool>());

@@ -47,8 +47,8 @@ public class DeploymentSnapshotTests
         var lockDuration = XmlConvert.ToTimeSpan(queue["lockDuration"]!.ToString());
         Assert.Equal(transport.LockDuration, lockDuration);
         Assert.Equal(TimeSpan.Parse(worker["Transport__LockDuration"]), lockDuration);
-        Assert.Equal(transport.MaxDeliveryCount, queue["maxDeliveryCount"]!.GetValue<int>());
-        Assert.Equal(int.Parse(worker["Transport__MaxDeliveryCount"]), queue["maxDeliveryCount"]!.GetValue<int>());
+        Assert.Equal(transport.MaxDeliveryCount + 1, queue["maxDeliveryCount"]!.GetValue<int>());   // the worker keeps the limit
+        Assert.Equal(int.Parse(worker["Transport__MaxDeliveryCount"]) + 1, queue["maxDeliveryCount"]!.GetValue<int>());
         Assert.True(queue["requiresDuplicateDetection"]!.GetValue<bool>());
         Assert.True(XmlConvert.ToTimeSpan(queue["duplicateDetectionHistoryTimeWindow"]!.ToString()) >= TimeSpan.FromMinutes(10));
         Assert.True(queue["deadLetteringOnMessageExpiration"]!.GetValue<bool>());

@@ -107,16 +107,16 @@ public static class CoreServiceCollectionExtensions
         services.TryAddSingleton<IRenderTaskReceiver>(provider =>
         {
             var transport = provider.GetRequiredService<IOptions<TransportOptions>>().Value;
+            // The item of a task dead-lettered for too many deliveries is dead-lettered too, so its job can end.
+            async Task DeadLetterItemAsync(DeadLetteredTask task, CancellationToken ct)
+            {
+                if (task.Properties.TryGetValue(TaskProperties.JobId, out var jobId) && task.Properties.TryGetValue(TaskProperties.ItemId, out var itemId))
+                    await provider.GetRequiredService<JobTracker>().DeadLetterItemAsync(jobId, itemId, $"{task.Reason}: {task.Description}", ct);
+            }
             return transport.Kind == TransportKind.ServiceBus
-                ? new ServiceBusTaskReceiver(provider.GetRequiredService<ServiceBusClient>(), transport)
+                ? new ServiceBusTaskReceiver(provider.GetRequiredService<ServiceBusClient>(), transport, DeadLetterItemAsync)
                 : new StorageQueueTaskReceiver(provider.GetRequiredService<QueueServiceClient>(), transport,
-                    provider.GetRequiredService<TimeProvider>(),
-                    // The item of a task dead-lettered for too many deliveries is dead-lettered too, so its job can end.
-                    async (task, ct) =>
-                    {
-                        if (task.Properties.TryGetValue(TaskProperties.JobId, out var jobId) && task.Properties.TryGetValue(TaskProperties.ItemId, out var itemId))
-                            await provider.GetRequiredService<JobTracker>().DeadLetterItemAsync(jobId, itemId, $"{task.Reason}: {task.Description}", ct);
-                    });
+                    provider.GetRequiredService<TimeProvider>(), DeadLetterItemAsync);
         });
 
         // State, outputs, reports, ingestion.

@@ -1,3 +1,5 @@
+using BatchRender.Core.Configuration;
+
 namespace BatchRender.Core.Transport;
 
 // The one queue abstraction both sides use: ingest sends render tasks, workers receive them with a lock they renew
@@ -57,6 +59,27 @@ public sealed record DeadLetteredTask(
     int DeliveryCount);
 
 /// <summary>Standard dead-letter reasons.</summary>
+/// <summary>
+/// The delivery limit both transports keep themselves: a task delivered more than Transport:MaxDeliveryCount times is
+/// dead-lettered at receive, before a worker sees it, and reported so its item's state can say so (a worker that died
+/// on the last allowed delivery never recorded anything). Service Bus would dead-letter it on its own, silently, so its
+/// queue's MaxDeliveryCount is one higher (bicep/modules/servicebus.bicep): the broker's limit is only a backstop.
+/// </summary>
+public static class DeliveryLimit
+{
+    public static bool IsExceeded(IReceivedTask task, TransportOptions options) => task.DeliveryCount > options.MaxDeliveryCount;
+
+    public static async Task DeadLetterAsync(IReceivedTask task, TransportOptions options,
+        Func<DeadLetteredTask, CancellationToken, Task>? onDeliveriesExceeded, CancellationToken cancellationToken)
+    {
+        var description = $"delivered {task.DeliveryCount - 1} times without completing (the maximum is {options.MaxDeliveryCount})";
+        await task.DeadLetterAsync(DeadLetterReasons.MaxDeliveryCountExceeded, description, cancellationToken);
+        if (onDeliveriesExceeded is not null)
+            await onDeliveriesExceeded(new DeadLetteredTask(task.MessageId, task.Body, task.Properties,
+                DeadLetterReasons.MaxDeliveryCountExceeded, description, task.DeliveryCount), cancellationToken);
+    }
+}
+
 public static class DeadLetterReasons
 {
     /// <summary>Delivered more than the configured maximum without completing (Service Bus' own name for it).</summary>

@@ -49,7 +49,9 @@ public sealed class ServiceBusTaskSender(ServiceBusClient client, TransportOptio
     public ValueTask DisposeAsync() => _sender.DisposeAsync();
 }
 
-public sealed class ServiceBusTaskReceiver(ServiceBusClient client, TransportOptions options) : IRenderTaskReceiver
+/// <param name="onDeliveriesExceeded">Called after a task delivered too often is dead-lettered at receive (<see cref="DeliveryLimit"/>).</param>
+public sealed class ServiceBusTaskReceiver(ServiceBusClient client, TransportOptions options,
+    Func<DeadLetteredTask, CancellationToken, Task>? onDeliveriesExceeded = null) : IRenderTaskReceiver
 {
     private readonly ServiceBusReceiver _receiver = client.CreateReceiver(options.QueueName,
         new ServiceBusReceiverOptions { ReceiveMode = ServiceBusReceiveMode.PeekLock });
@@ -59,7 +61,16 @@ public sealed class ServiceBusTaskReceiver(ServiceBusClient client, TransportOpt
     public async Task<IReadOnlyList<IReceivedTask>> ReceiveAsync(int maxTasks, TimeSpan maxWait, CancellationToken cancellationToken = default)
     {
         var messages = await _receiver.ReceiveMessagesAsync(maxTasks, maxWait, cancellationToken);
-        return messages.Select(m => (IReceivedTask)new ServiceBusReceivedTask(_receiver, m)).ToList();
+        var received = new List<IReceivedTask>(messages.Count);
+        foreach (var message in messages)
+        {
+            var task = new ServiceBusReceivedTask(_receiver, message);
+            if (DeliveryLimit.IsExceeded(task, options))
+                await DeliveryLimit.DeadLetterAsync(task, options, onDeliveriesExceeded, cancellationToken);
+            else
+                received.Add(task);
+        }
+        return received;
     }
 
     public async Task<IReadOnlyList<DeadLetteredTask>> PeekDeadLettersAsync(int maxTasks, CancellationToken cancellationToken = default)

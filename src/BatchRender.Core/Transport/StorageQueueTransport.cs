@@ -179,8 +179,8 @@ public sealed class StorageQueueTaskReceiver : IRenderTaskReceiver
     private readonly Func<DeadLetteredTask, CancellationToken, Task>? _onDeliveriesExceeded;
 
     /// <param name="onDeliveriesExceeded">
-    /// Called after this receiver dead-letters a task delivered too often (what the Service Bus broker does on its own),
-    /// so the item's state can say so: the worker never saw that delivery.
+    /// Called after this receiver dead-letters a task delivered too often (<see cref="DeliveryLimit"/>), so the item's
+    /// state can say so: the worker never saw that delivery.
     /// </param>
     public StorageQueueTaskReceiver(QueueServiceClient service, TransportOptions options, TimeProvider? time = null,
         Func<DeadLetteredTask, CancellationToken, Task>? onDeliveriesExceeded = null)
@@ -213,15 +213,8 @@ public sealed class StorageQueueTaskReceiver : IRenderTaskReceiver
                 var lease = new StorageQueueMessageLease(_queues, _options, message, _time);
                 if (lease.DeliveryCount > _options.MaxDeliveryCount)
                 {
-                    // What Service Bus does on its own: a task delivered too often goes to the dead-letter queue.
-                    var description = $"delivered {lease.DeliveryCount - 1} times without completing (the maximum is {_options.MaxDeliveryCount})";
                     foreach (var task in lease.Tasks)
-                    {
-                        await task.DeadLetterAsync(DeadLetterReasons.MaxDeliveryCountExceeded, description, cancellationToken);
-                        if (_onDeliveriesExceeded is not null)
-                            await _onDeliveriesExceeded(new DeadLetteredTask(task.MessageId, task.Body, task.Properties,
-                                DeadLetterReasons.MaxDeliveryCountExceeded, description, task.DeliveryCount), cancellationToken);
-                    }
+                        await DeliveryLimit.DeadLetterAsync(task, _options, _onDeliveriesExceeded, cancellationToken);
                 }
                 else
                     received.AddRange(lease.Tasks);

@@ -22,7 +22,8 @@ public sealed class ServiceBusTransportTests : TransportContractTests
         return connection!;
     }
 
-    protected override async Task<TransportUnderTest> CreateTransportAsync(TimeSpan lockDuration, int maxDeliveryCount)
+    protected override async Task<TransportUnderTest> CreateTransportAsync(TimeSpan lockDuration, int maxDeliveryCount,
+        Func<DeadLetteredTask, CancellationToken, Task>? onDeliveriesExceeded = null)
     {
         var connection = RequireConnectionString();
         var name = "batchrender-test-" + Guid.NewGuid().ToString("N")[..12];
@@ -30,7 +31,7 @@ public sealed class ServiceBusTransportTests : TransportContractTests
         await admin.CreateQueueAsync(new CreateQueueOptions(name)
         {
             LockDuration = lockDuration,
-            MaxDeliveryCount = maxDeliveryCount,
+            MaxDeliveryCount = maxDeliveryCount + 1,   // as bicep/modules/servicebus.bicep deploys it: the receiver keeps the limit
             RequiresDuplicateDetection = true,
             DuplicateDetectionHistoryTimeWindow = TimeSpan.FromMinutes(10),
         });
@@ -39,7 +40,7 @@ public sealed class ServiceBusTransportTests : TransportContractTests
             Kind = TransportKind.ServiceBus, QueueName = name, LockDuration = lockDuration, MaxDeliveryCount = maxDeliveryCount,
         };
         var client = new ServiceBusClient(connection);
-        return new TransportUnderTest(new ServiceBusTaskSender(client, options), new ServiceBusTaskReceiver(client, options), options,
+        return new TransportUnderTest(new ServiceBusTaskSender(client, options), new ServiceBusTaskReceiver(client, options, onDeliveriesExceeded), options,
             async () =>
             {
                 await client.DisposeAsync();

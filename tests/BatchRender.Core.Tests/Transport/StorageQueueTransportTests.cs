@@ -8,7 +8,8 @@ namespace BatchRender.Core.Tests.Transport;
 /// <summary>The transport contract on Azure Storage Queues (Azurite).</summary>
 public sealed class StorageQueueTransportTests(AzuriteFixture azurite) : TransportContractTests, IClassFixture<AzuriteFixture>
 {
-    protected override Task<TransportUnderTest> CreateTransportAsync(TimeSpan lockDuration, int maxDeliveryCount)
+    protected override Task<TransportUnderTest> CreateTransportAsync(TimeSpan lockDuration, int maxDeliveryCount,
+        Func<DeadLetteredTask, CancellationToken, Task>? onDeliveriesExceeded = null)
     {
         var name = AzuriteFixture.UniqueName("tasks");
         var options = new TransportOptions
@@ -17,7 +18,7 @@ public sealed class StorageQueueTransportTests(AzuriteFixture azurite) : Transpo
         };
         var service = azurite.QueueService();
         return Task.FromResult(new TransportUnderTest(
-            new StorageQueueTaskSender(service, options), new StorageQueueTaskReceiver(service, options), options,
+            new StorageQueueTaskSender(service, options), new StorageQueueTaskReceiver(service, options, onDeliveriesExceeded: onDeliveriesExceeded), options,
             async () =>
             {
                 await service.GetQueueClient(options.QueueName).DeleteIfExistsAsync();

@@ -24,8 +24,11 @@ public sealed record TransportUnderTest(
 /// </summary>
 public abstract class TransportContractTests
 {
-    /// <summary>A transport on a new, empty queue with the given lock duration and maximum delivery count.</summary>
-    protected abstract Task<TransportUnderTest> CreateTransportAsync(TimeSpan lockDuration, int maxDeliveryCount);
+    /// <summary>A transport on a new, empty queue with the given lock duration and maximum delivery count (deployed as
+    /// production deploys it), whose receiver reports tasks it dead-letters for too many deliveries to
+    /// <paramref name="onDeliveriesExceeded"/>.</summary>
+    protected abstract Task<TransportUnderTest> CreateTransportAsync(TimeSpan lockDuration, int maxDeliveryCount,
+        Func<DeadLetteredTask, CancellationToken, Task>? onDeliveriesExceeded = null);
 
     private static OutgoingTask Sample(int i, string job = "job-1") => new(
         $"msg-{i:D5}", BinaryData.FromString($$"""{"n":{{i}},"text":"蓝色 {{i}}"}"""),
@@ -111,9 +114,11 @@ public abstract class TransportContractTests
     }
 
     [SkippableFact]
-    public async Task A_task_delivered_more_than_the_maximum_is_dead_lettered()
+    public async Task A_task_delivered_more_than_the_maximum_is_dead_lettered_and_reported()
     {
-        await using var transport = await CreateTransportAsync(TimeSpan.FromMinutes(1), maxDeliveryCount: 2);
+        var reported = new List<DeadLetteredTask>();
+        await using var transport = await CreateTransportAsync(TimeSpan.FromMinutes(1), maxDeliveryCount: 2,
+            (task, _) => { lock (reported) reported.Add(task); return Task.CompletedTask; });
         await transport.Sender.SendAsync([Sample(7)]);
         for (var delivery = 1; delivery <= 2; delivery++)
         {
@@ -125,6 +130,10 @@ public abstract class TransportContractTests
         var dead = Assert.Single(await transport.Receiver.PeekDeadLettersAsync(10));
         Assert.Equal("msg-00007", dead.MessageId);
         Assert.Equal(DeadLetterReasons.MaxDeliveryCountExceeded, dead.Reason);
+        // Reported with the item's properties, so its state can be dead-lettered too (the worker never saw it).
+        var report = Assert.Single(reported);
+        Assert.Equal(("msg-00007", "item-7", DeadLetterReasons.MaxDeliveryCountExceeded), (report.MessageId, report.Properties[TaskProperties.ItemId], report.Reason));
+        Assert.Contains("delivered 2 times", report.Description);
     }
 
     [SkippableFact]
