@@ -179,7 +179,7 @@ public static class ModelBenchmark
                 Size = options.Width == options.Height ? options.Width : Math.Max(options.Width, options.Height),
                 What = options.FullRender is null
                     ? $"one transformer forward, batch {options.Batch} (CFG), {options.Width}x{options.Height} px"
-                    : $"one transformer forward, batch {options.Batch} (CFG), {options.Width}x{options.Height} px (ms, the anchor's too); full render, CFG on, {options.FullRender.Steps} steps (renderMs, psnrDb)",
+                    : $"one transformer forward, batch {options.Batch} (CFG), {options.Width}x{options.Height} px (ms, the anchor's too); full render, CFG on, {options.FullRender.Steps} steps, median of 3 after a warm-up render (renderMs, psnrDb)",
                 Ms = ms,
                 RenderMs = renderMs,
                 MsMin = msMin,

@@ -84,10 +84,10 @@ public static class DemoTrainer
         var vaeLoop = new StageLoop("vae", [(vae, vaeEma)], o.Vae, o.Seed, Path.Combine(work, "vae"), progress);
         var stages = new List<StageReport>();
         if (!(o.Resume && vaeLoop.TryLoadCompleted(out var vaeReport)))
-            vaeReport = vaeLoop.Run(AutoencoderStage.Loss(vae, dataset, o.Vae.BatchSize, o.VaeCropSize ?? o.ImageSize, o.Seed), o.Resume, ct);
+            vaeReport = vaeLoop.Run(AutoencoderStage.Loss(vae, dataset, o.Vae.BatchSize, o.VaeCropSize ?? o.ImageSize, o.Seed, o.VaeObjectWeight), o.Resume, ct);
         stages.Add(vaeReport!);
-        double psnr = AutoencoderStage.ReconstructionPsnr(vaeEma, dataset, 32);
-        Say(progress, "vae", $"reconstruction PSNR {psnr:F2} dB (EMA weights, 32 unseen images)");
+        var (psnr, objectPsnr) = AutoencoderStage.ReconstructionPsnr(vaeEma, dataset, 32);
+        Say(progress, "vae", $"reconstruction PSNR {psnr:F2} dB, {objectPsnr:F2} dB on the objects (EMA weights, 32 unseen images)");
 
         // (b2) Latent cache and scaling factor.
         clock.Restart();
@@ -140,7 +140,7 @@ public static class DemoTrainer
         long modelBytes = Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
         var report = new TrainingReport
         {
-            Seed = o.Seed, Threads = threads, Precision = precision, ImageSize = o.ImageSize, Stages = stages, VaePsnrDb = psnr,
+            Seed = o.Seed, Threads = threads, Precision = precision, ImageSize = o.ImageSize, Stages = stages, VaePsnrDb = psnr, VaeObjectPsnrDb = objectPsnr,
             VaeScalingFactor = scaling, TextConditioning = textConditioning, LatentCacheSize = cache.Count, LatentSeconds = latentSeconds, TokenizerSeconds = tokenizerSeconds,
             TotalSeconds = total.Elapsed.TotalSeconds, ModelBytes = modelBytes,
             Parameters = new Dictionary<string, long>

@@ -106,11 +106,14 @@ public sealed record DemoTrainingOptions
     /// <summary>Captions sampled into the tokenizer corpus.</summary>
     public int TokenizerCorpusCaptions { get; init; } = 20000;
     /// <summary>Step budgets (not minutes) so the shipped model is the same on any machine; on the 2-core AVX2 machine
-    /// the VAE takes ~14 min (64 px crops: 3.3x the images per second of whole 128 px ones) and the joint stage ~60 min
-    /// (~1.1 s per step of 32) when nothing else runs.</summary>
-    public StageBudget Vae { get; init; } = new() { Steps = 1800, BatchSize = 8, LearningRate = 1e-3, WarmupSteps = 100, EmaDecay = 0.995 };
+    /// the VAE takes ~20 min for 3,000 steps (64 px crops: 3.3x the images per second of whole 128 px ones; the
+    /// object-weighted loss needs more steps than 1,800 to get the background back as well) and the joint stage
+    /// ~70 min (~1.3 s per step of 32) when nothing else runs.</summary>
+    public StageBudget Vae { get; init; } = new() { Steps = 3000, BatchSize = 8, LearningRate = 1e-3, WarmupSteps = 100, EmaDecay = 0.995 };
     /// <summary>The VAE trains on random crops of this size (null: whole images); see <see cref="AutoencoderStage.Crops"/>.</summary>
     public int? VaeCropSize { get; init; } = 64;
+    /// <summary>Extra weight of object pixels in the VAE's reconstruction loss (<see cref="AutoencoderStage"/>).</summary>
+    public double VaeObjectWeight { get; init; } = 8;
     /// <summary>Scenes encoded once by the trained VAE; the diffusion stage draws from them (captions redrawn each time).</summary>
     public int LatentCacheSize { get; init; } = 16000;
     /// <summary>EMA 0.998 (a ~500-step horizon): at 0.999 a fifth of the saved weights would still come from the first
@@ -141,6 +144,7 @@ public sealed record DemoTrainingOptions
             throw new ArgumentOutOfRangeException(nameof(ImageSize), ImageSize, $"must be a positive multiple of VAE factor x patch size = {f}");
         if (VaeCropSize is { } crop && (crop <= 0 || crop > ImageSize || crop % Sizes.Vae.ScaleFactor != 0))
             throw new ArgumentOutOfRangeException(nameof(VaeCropSize), crop, $"must be a positive multiple of the VAE factor {Sizes.Vae.ScaleFactor}, at most the image size {ImageSize}");
+        if (VaeObjectWeight < 0) throw new ArgumentOutOfRangeException(nameof(VaeObjectWeight), VaeObjectWeight, "must not be negative");
         if (AttributeLossWeight < 0) throw new ArgumentOutOfRangeException(nameof(AttributeLossWeight), AttributeLossWeight, "must not be negative");
         if (LatentCacheSize <= 0) throw new ArgumentOutOfRangeException(nameof(LatentCacheSize), LatentCacheSize, "must be positive");
         if (Sizes.Transformer.CrossAttentionDim != Sizes.Bert.HiddenSize)

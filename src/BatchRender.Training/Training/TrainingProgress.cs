@@ -21,6 +21,8 @@ public sealed record TrainingReport
     public required int ImageSize { get; init; }
     public required IReadOnlyList<StageReport> Stages { get; init; }
     public required double VaePsnrDb { get; init; }
+    /// <summary>The same over object pixels alone: what decides whether rendered objects keep their colour and shape.</summary>
+    public double VaeObjectPsnrDb { get; init; } = double.NaN;
     public required double VaeScalingFactor { get; init; }
     /// <summary>The saved (EMA) model's v-loss on a probe set with its own captions and with others' (see
     /// <see cref="DiffusionStage.ProbeTextConditioning"/>).</summary>
