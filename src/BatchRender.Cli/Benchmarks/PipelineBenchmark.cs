@@ -74,23 +74,30 @@ public sealed class PipelineBenchmark(IConfiguration configuration, ILoggerFacto
 
     public async Task<PipelineBenchmarkResult> RunAsync(PipelineBenchmarkOptions options, CancellationToken ct)
     {
-        // The configured emulator when the configuration names one by its endpoints; otherwise the standard one
-        // (started if none is running). Never a real Azure account: this measures the pipeline on Azurite.
+        // The configured emulator when the configuration names one by its endpoints; otherwise a fresh in-memory one
+        // for the ingest runs and another for the overhead. Never a real Azure account: this measures the pipeline on
+        // Azurite. Queues are never deleted: Azurite collects a deleted queue's messages on its one thread, and with
+        // the tens of thousands an ingest run leaves it stops answering for minutes.
         var configured = configuration["Storage:ConnectionString"] ?? configuration["Storage"];
-        await using var azurite = configured is not null && configured.Contains("BlobEndpoint=http://127.0.0.1", StringComparison.Ordinal)
-            ? null
-            : await AzuriteLauncher.StartAsync(new AzuriteOptions { InMemory = true }, loggers.CreateLogger<AzuriteLauncher>(), ct);
-        var connectionString = azurite?.ConnectionString ?? configured!;
-        var notes = new List<string> { $"Azurite at {connectionString.Split(';').FirstOrDefault(p => p.StartsWith("BlobEndpoint", StringComparison.Ordinal))}; Storage Queue transport" };
+        var external = configured is not null && configured.Contains("BlobEndpoint=http://127.0.0.1", StringComparison.Ordinal) ? configured : null;
+        var notes = new List<string> { external is null
+            ? "a fresh in-memory Azurite for the ingest runs and another for the overhead; Storage Queue transport"
+            : $"Azurite at {external.Split(';').FirstOrDefault(p => p.StartsWith("BlobEndpoint", StringComparison.Ordinal))} (its bench-* queues are left: deleting them stalls Azurite); Storage Queue transport" };
         var work = Directory.CreateTempSubdirectory("batchrender-bench-pipeline-").FullName;
         try
         {
-            var runs = new List<IngestRun>();
-            foreach (var size in options.IngestSizes)
-                runs.Add(await IngestRunAsync(connectionString, work, size, ct));
+            var runs = await OnEmulatorAsync(external, async connectionString =>
+            {
+                var done = new List<IngestRun>();
+                foreach (var size in options.IngestSizes)
+                    done.Add(await IngestRunAsync(connectionString, work, size, ct));
+                return done;
+            }, ct);
+            // On an emulator holding nothing else (when the bench owns it): a full Azurite is slower, which would be
+            // charged to the pipeline.
             OverheadMeasurement? overhead = null;
             if (options.ModelDirectory is null) notes.Add("overhead not measured: no model to render (train the demo model with `batchrender train`)");
-            else overhead = await OverheadAsync(connectionString, work, options, ct);
+            else overhead = await OnEmulatorAsync(external, connectionString => OverheadAsync(connectionString, work, options, ct), ct);
             var largest = runs.MaxBy(r => r.Items)!;
             return new PipelineBenchmarkResult(largest.TasksPerSecond, largest.PeakWorkingSetMb,
                 overhead is null ? null : Math.Round(overhead.OverheadMsPerItem / overhead.RenderMsPerItem, 4), runs, overhead, notes);
@@ -99,6 +106,13 @@ public sealed class PipelineBenchmark(IConfiguration configuration, ILoggerFacto
         {
             try { Directory.Delete(work, recursive: true); } catch (IOException) { }
         }
+    }
+
+    private async Task<T> OnEmulatorAsync<T>(string? external, Func<string, Task<T>> measure, CancellationToken ct)
+    {
+        if (external is not null) return await measure(external);
+        await using var azurite = await AzuriteLauncher.StartAsync(new AzuriteOptions { InMemory = true }, loggers.CreateLogger<AzuriteLauncher>(), ct);
+        return await measure(azurite.ConnectionString);
     }
 
     private async Task<IngestRun> IngestRunAsync(string connectionString, string work, int items, CancellationToken ct)
@@ -195,15 +209,12 @@ public sealed class PipelineBenchmark(IConfiguration configuration, ILoggerFacto
         return await CliHost.StartCoreAsync(settings, ct);
     }
 
+    /// <summary>Deletes the run's tables and renders container; not its queues (see <see cref="RunAsync"/>).</summary>
     private static async Task DeleteHostResourcesAsync(IHost host, CancellationToken ct)
     {
         var s = host.Services;
-        var transport = s.GetRequiredService<Microsoft.Extensions.Options.IOptions<Core.Configuration.TransportOptions>>().Value;
         var state = s.GetRequiredService<Microsoft.Extensions.Options.IOptions<Core.Configuration.StateOptions>>().Value;
         var blobs = s.GetRequiredService<Microsoft.Extensions.Options.IOptions<Core.Configuration.BlobOptions>>().Value;
-        var queues = s.GetRequiredService<Azure.Storage.Queues.QueueServiceClient>();
-        await queues.DeleteQueueAsync(transport.QueueName, ct);
-        await queues.DeleteQueueAsync(transport.PoisonQueueName, ct);
         var tables = s.GetRequiredService<Azure.Data.Tables.TableServiceClient>();
         await tables.DeleteTableAsync(state.JobsTable, ct);
         await tables.DeleteTableAsync(state.ItemsTable, ct);
