@@ -81,8 +81,22 @@ internal sealed class DiffusionStage
         var phases = indices.Select(i => examples[i].FramePhase ?? 0f).ToArray();
         var timesteps = indices.Select(_ => (long)random.Next(numTrainTimesteps)).ToArray();
 
-        var x0 = cache.Batch(indices, latentScale);                                              // [B, 4, h, w]
         using var generator = new Generator((ulong)SeedMixer.Mix(seed, step, 22));
+        var (loss, text) = VelocityLoss((transformer, bert, t5), indices, captions, phases, timesteps, generator);
+        if (attributeHeads is null) return loss;
+        var attributes = attributeHeads.Loss(text.BertStates, text.BertMask, text.T5States, text.T5Mask, drawn.Select(c => SceneAttributeTargets.For(c.Names)).ToArray());
+        LastAttributeLoss = attributes.item<float>();
+        return loss + attributeLossWeight * attributes;
+    };
+
+    /// <summary>The v-prediction MSE of the cached latents at <paramref name="indices"/> noised to
+    /// <paramref name="timesteps"/> with noise from <paramref name="generator"/>, conditioned on the captions; and the
+    /// encoders' states, for the attribute heads.</summary>
+    private (Tensor Loss, (Tensor BertStates, Tensor BertMask, Tensor T5States, Tensor T5Mask) Text) VelocityLoss(
+        (HunyuanDiT2DModel Transformer, BertModel Bert, T5EncoderModel T5) nets, int[] indices, IReadOnlyList<string> captions,
+        float[] phases, long[] timesteps, Generator generator)
+    {
+        var x0 = cache.Batch(indices, latentScale);                                              // [B, 4, h, w]
         var noise = randn(x0.shape, generator: generator);
         var t = tensor(timesteps);
         var a = sqrtAlphasCumprod.index_select(0, t).reshape(-1, 1, 1, 1);
@@ -92,17 +106,13 @@ internal sealed class DiffusionStage
 
         var (bertIds, bertMask) = bertTokenizer.EncodeBatch(captions);
         var (t5Ids, t5Mask) = t5Tokenizer.EncodeBatch(captions);
-        var bertStates = bert.forward(bertIds, bertMask);                                         // [B, text_len, D]
-        var t5States = t5.forward(t5Ids, t5Mask);                                                 // [B, text_len_t5, D5]
-        var output = transformer.forward(noisy, t.to(ScalarType.Float32), bertStates, bertMask, t5States, t5Mask, rope,
-                                         framePhase: tensor(phases));
+        var bertStates = nets.Bert.forward(bertIds, bertMask);                                    // [B, text_len, D]
+        var t5States = nets.T5.forward(t5Ids, t5Mask);                                            // [B, text_len_t5, D5]
+        var output = nets.Transformer.forward(noisy, t.to(ScalarType.Float32), bertStates, bertMask, t5States, t5Mask, rope,
+                                              framePhase: tensor(phases));
         var prediction = output[.., ..(int)x0.shape[1]];
-        var loss = nn.functional.mse_loss(prediction, velocity);
-        if (attributeHeads is null) return loss;
-        var attributes = attributeHeads.Loss(bertStates, bertMask, t5States, t5Mask, drawn.Select(c => SceneAttributeTargets.For(c.Names)).ToArray());
-        LastAttributeLoss = attributes.item<float>();
-        return loss + attributeLossWeight * attributes;
-    };
+        return (nn.functional.mse_loss(prediction, velocity), (bertStates, bertMask, t5States, t5Mask));
+    }
 
     /// <summary>The attribute heads' loss of the latest step (NaN without heads).</summary>
     public double LastAttributeLoss { get; private set; } = double.NaN;
@@ -116,14 +126,14 @@ internal sealed class DiffusionStage
     public TextConditioningProbe ProbeTextConditioning((HunyuanDiT2DModel Transformer, BertModel Bert, T5EncoderModel T5)? weights = null,
                                                        int count = 64, int seed = 7)
     {
-        var (transformer, bert, t5) = weights ?? (this.transformer, this.bert, this.t5);
+        var nets = weights ?? (transformer, bert, t5);
         var random = new Random(seed);
         var indices = Enumerable.Range(0, count).Select(_ => random.Next(cache.Count)).ToArray();
         var captions = indices.Select(i => CaptionGenerator.Describe(examples[i].Scene, random.Next(2) == 0 ? Language.English : Language.Chinese, random)).ToArray();
         var shifted = captions.Skip(1).Append(captions[0]).ToArray();
         var phases = indices.Select(i => examples[i].FramePhase ?? 0f).ToArray();
         var timesteps = indices.Select(_ => (long)random.Next(300, numTrainTimesteps)).ToArray();
-        var modules = new nn.Module[] { transformer, bert, t5 };
+        var modules = new nn.Module[] { nets.Transformer, nets.Bert, nets.T5 };
         var wasTraining = modules.Select(m => m.training).ToArray();
         foreach (var m in modules) m.eval();
         try
@@ -137,19 +147,10 @@ internal sealed class DiffusionStage
                 {
                     using var inner = NewDisposeScope();
                     int n = Math.Min(32, count - start);
-                    var batch = indices.Skip(start).Take(n).ToArray();
-                    var x0 = cache.Batch(batch, latentScale);
                     using var generator = new Generator((ulong)(seed * 1000 + start));
-                    var noise = randn(x0.shape, generator: generator);
-                    var t = tensor(timesteps.Skip(start).Take(n).ToArray());
-                    var a = sqrtAlphasCumprod.index_select(0, t).reshape(-1, 1, 1, 1);
-                    var s = sqrtOneMinusAlphasCumprod.index_select(0, t).reshape(-1, 1, 1, 1);
-                    var slice = text.Skip(start).Take(n).ToList();
-                    var (bertIds, bertMask) = bertTokenizer.EncodeBatch(slice);
-                    var (t5Ids, t5Mask) = t5Tokenizer.EncodeBatch(slice);
-                    var output = transformer.forward(a * x0 + s * noise, t.to(ScalarType.Float32), bert.forward(bertIds, bertMask), bertMask,
-                                                     t5.forward(t5Ids, t5Mask), t5Mask, rope, framePhase: tensor(phases.Skip(start).Take(n).ToArray()));
-                    sum += nn.functional.mse_loss(output[.., ..(int)x0.shape[1]], a * noise - s * x0).item<float>() * n;
+                    var (loss, _) = VelocityLoss(nets, indices[start..(start + n)], text[start..(start + n)], phases[start..(start + n)],
+                                                 timesteps[start..(start + n)], generator);
+                    sum += loss.item<float>() * n;
                 }
                 return sum / count;
             }
