@@ -133,7 +133,7 @@ public static class BenchCommand
                 runs.AddRow($"{r.Items:N0}", $"{r.Seconds:0.0}", $"{r.TasksPerSecond:N0}", $"{r.PeakWorkingSetMb:0}", $"{r.PeakManagedMb:0}");
             AnsiConsole.Write(runs);
             if (pipeline.Overhead is { } o)
-                AnsiConsole.MarkupLineInterpolated($"overhead per item (queue + state + blob writes): {o.OverheadMsPerItem:0.0} ms vs render {o.RenderMsPerItem:0} ms ({o.Model}, {o.Size} px, {o.Steps} steps, {o.Quantization}) = [bold]{pipeline.OverheadShareOfRender:P2}[/] of render time");
+                AnsiConsole.MarkupLineInterpolated($"overhead per item (the worker over a {o.Items}-item job, render replayed: queue + state + blob writes + report): {o.OverheadMsPerItem:0.0} ms vs render {o.RenderMsPerItem:0} ms ({o.Model}, {o.Size} px, {o.Steps} steps, {o.Quantization}) = [bold]{pipeline.OverheadShareOfRender:P2}[/] of render time");
             foreach (var note in pipeline.Notes) AnsiConsole.MarkupLineInterpolated($"[grey]{note}[/]");
         }
     }

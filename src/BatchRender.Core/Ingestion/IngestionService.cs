@@ -159,12 +159,14 @@ public sealed class IngestionService
         var sent = 0;
         var validated = clock.Elapsed;
         TimeSpan recording = TimeSpan.Zero, waitingForSends = TimeSpan.Zero;   // where pass two's time goes (logged)
+        var partitionTotals = new ItemPartitionTotals();
         await using (var stream = await open(cancellationToken))
         {
             Task pendingSend = Task.CompletedTask;
             await foreach (var chunk in Chunks(_expander.ExpandAsync(stream, validation, inputsPrefix, cancellationToken), cancellationToken))
             {
                 var step = Stopwatch.StartNew();
+                foreach (var message in chunk) partitionTotals.Add(message.ItemId);
                 await _tracker.Store.AddItemsAsync(jobId, chunk.Select(m => (m, m.ComputeMessageId())).ToList(), cancellationToken);
                 recording += step.Elapsed;
                 step.Restart();
@@ -179,7 +181,7 @@ public sealed class IngestionService
             await pendingSend;
             waitingForSends += last.Elapsed;
         }
-        await _tracker.Store.MarkIngestCompletedAsync(jobId, cancellationToken);
+        await _tracker.MarkIngestCompletedAsync(jobId, partitionTotals, cancellationToken);
         BatchRenderTelemetry.TasksEnqueued.Add(sent);
         BatchRenderTelemetry.IngestDuration.Record(clock.Elapsed.TotalSeconds);
         _logger.LogInformation(

@@ -38,3 +38,29 @@ internal static class ItemPartitions
         return (int)(hash % Count);
     }
 }
+
+/// <summary>
+/// How many of a job's items fall in each partition, counted as ingest expands the manifest and recorded in the
+/// partitions' counts rows when ingest completes (<see cref="JobStateStore.MarkIngestCompletedAsync"/>): an item
+/// transition then knows when its partition has finished, and only then looks at the whole job.
+/// </summary>
+public sealed class ItemPartitionTotals
+{
+    private readonly int[] _items = new int[ItemPartitions.Count];
+
+    public static ItemPartitionTotals Of(IEnumerable<string> itemIds)
+    {
+        var totals = new ItemPartitionTotals();
+        foreach (var id in itemIds) totals.Add(id);
+        return totals;
+    }
+
+    public void Add(string itemId) => _items[ItemPartitions.Shard(itemId)]++;
+
+    public int Items => _items.Sum();
+
+    /// <summary>The shards holding items, with their item counts.</summary>
+    internal IEnumerable<(int Shard, int Items)> NonEmpty =>
+        _items.Select((n, shard) => (shard, n)).Where(p => p.n > 0);
+}
+

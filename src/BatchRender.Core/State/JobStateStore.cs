@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Azure;
@@ -28,6 +29,7 @@ public sealed class JobStateStore
     private readonly TimeProvider _time;
     private readonly ILogger<JobStateStore> _logger;
     private readonly Lazy<Task> _tablesCreated;
+    private readonly ConcurrentDictionary<string, Task<NullableResponse<JobEntity>>> _jobReads = new(StringComparer.Ordinal);
 
     public JobStateStore(TableServiceClient tables, IOptions<StateOptions> options, TimeProvider? time = null,
         ILogger<JobStateStore>? logger = null)
@@ -102,8 +104,45 @@ public sealed class JobStateStore
             });
     }
 
-    public async Task MarkIngestCompletedAsync(string jobId, CancellationToken cancellationToken = default) =>
+    /// <summary>
+    /// Ingest is over: records each partition's item count in its counts row, marks the job ingested, and ends the job
+    /// if its items all finished meanwhile (returned when this call ended it). Until a partition knows its total,
+    /// every finished item there looks at the whole job (reading all its counts rows); afterwards only the one that
+    /// finishes the partition does.
+    /// </summary>
+    public async Task<JobRecord?> MarkIngestCompletedAsync(string jobId, ItemPartitionTotals totals, CancellationToken cancellationToken = default)
+    {
+        await EnsureTablesAsync(cancellationToken);
+        await Parallel.ForEachAsync(totals.NonEmpty, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken },
+            async (partition, ct) => await SetPartitionTotalAsync(ItemPartitions.Of(jobId, partition.Shard), partition.Items, ct));
         await UpdateJobAsync(jobId, job => { job.IngestCompleted = true; return true; }, cancellationToken);
+        return await TryEndJobAsync(jobId, cancellationToken);
+    }
+
+    private async Task SetPartitionTotalAsync(string partition, int total, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var counts = await _items.GetEntityIfExistsAsync<CountsEntity>(partition, CountsEntity.Row, cancellationToken: cancellationToken);
+            if (!counts.HasValue)
+            {
+                await AddIgnoringConflictAsync(_items, new CountsEntity { PartitionKey = partition, Total = total }, cancellationToken);
+                continue; // read again: ours, or a worker's that raced it
+            }
+            var row = counts.Value!;
+            if (row.Total == total) return;
+            row.Total = total;
+            try
+            {
+                await _items.UpdateEntityAsync(row, row.ETag, TableUpdateMode.Replace, cancellationToken);
+                return;
+            }
+            catch (RequestFailedException e) when (e.Status == 412 && attempt < MaxConflictRetries)
+            {
+                // A worker moved an item there meanwhile: read again.
+            }
+        }
+    }
 
     private static ItemEntity NewItem(string jobId, RenderTaskMessage message, string messageId) => new()
     {
@@ -191,7 +230,7 @@ public sealed class JobStateStore
     public async Task<ItemStart> StartItemAsync(string jobId, string itemId, string workerId, CancellationToken cancellationToken = default)
     {
         await EnsureTablesAsync(cancellationToken);
-        var job = await _jobs.GetEntityIfExistsAsync<JobEntity>(jobId, JobEntity.Row, cancellationToken: cancellationToken);
+        var job = await ReadJobSharedAsync(jobId, cancellationToken);
         if (!job.HasValue) return new ItemStart(ItemStartDecision.UnknownItem, null, null);
         if (job.Value!.CancelRequested)
         {
@@ -221,6 +260,39 @@ public sealed class JobStateStore
         return transition.Item is null
             ? new ItemStart(ItemStartDecision.UnknownItem, null, null)
             : new ItemStart(decision, transition.Item, transition.EndedJob);
+    }
+
+    /// <summary>
+    /// The job row, for checks that only read it: calls that overlap in time (a worker admitting its batch) share one
+    /// request. A read that joins one already in flight may miss a change made a moment before it was called, which
+    /// is no worse than the change arriving a moment later.
+    /// </summary>
+    private Task<NullableResponse<JobEntity>> ReadJobSharedAsync(string jobId, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (_jobReads.TryGetValue(jobId, out var inFlight)) return inFlight.WaitAsync(cancellationToken);
+            var read = new TaskCompletionSource<NullableResponse<JobEntity>>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (!_jobReads.TryAdd(jobId, read.Task)) continue;
+            _ = ReadAsync(read);
+            return read.Task.WaitAsync(cancellationToken);
+        }
+
+        async Task ReadAsync(TaskCompletionSource<NullableResponse<JobEntity>> read)
+        {
+            try
+            {
+                read.SetResult(await _jobs.GetEntityIfExistsAsync<JobEntity>(jobId, JobEntity.Row, cancellationToken: CancellationToken.None));
+            }
+            catch (Exception e)
+            {
+                read.SetException(e);
+            }
+            finally
+            {
+                _jobReads.TryRemove(new KeyValuePair<string, Task<NullableResponse<JobEntity>>>(jobId, read.Task));
+            }
+        }
     }
 
     /// <summary>Rendered and written: the item is done with its output blob names and timings (milliseconds by stage).</summary>
@@ -304,9 +376,11 @@ public sealed class JobStateStore
                 continue;
             }
             BatchRenderTelemetry.ItemTransitions.Add(1, new KeyValuePair<string, object?>("state", entity.State));
-            // Only a change that finishes an item can end the job, and not while this partition still renders one;
+            // Only a change that finishes an item can end the job, and only one that finishes its partition (while the
+            // partition's total is not recorded yet, any finished item with nothing rendering there may be the last);
             // whether it did, the other partitions say (TryEndJobAsync reads them all).
-            var mayHaveEnded = ItemStates.IsFinished(entity.State) && counts.Value!.Rendering == 0;
+            var c = counts.Value!;
+            var mayHaveEnded = ItemStates.IsFinished(entity.State) && c.Rendering == 0 && (c.Total == 0 || c.Finished >= c.Total);
             var ended = mayHaveEnded ? await TryEndJobAsync(jobId, cancellationToken) : null;
             return new ItemTransition(true, ToRecord(entity), ended);
         }

@@ -41,6 +41,11 @@ public sealed class JobTracker(JobStateStore store, IEnumerable<IJobEndedHandler
     public Task<ItemTransition> ReleaseItemAsync(string jobId, string itemId, string error, CancellationToken cancellationToken = default) =>
         store.ReleaseItemAsync(jobId, itemId, error, cancellationToken);
 
+    /// <summary>Ingest is over (see <see cref="JobStateStore.MarkIngestCompletedAsync"/>); a job whose items all finished
+    /// meanwhile ends here.</summary>
+    public async Task MarkIngestCompletedAsync(string jobId, ItemPartitionTotals totals, CancellationToken cancellationToken = default) =>
+        await HandleEndedAsync(await store.MarkIngestCompletedAsync(jobId, totals, cancellationToken), cancellationToken);
+
     /// <summary>Cancels a job (see <see cref="JobStateStore.CancelJobAsync"/>); null for an unknown job.</summary>
     public async Task<JobRecord?> CancelJobAsync(string jobId, CancellationToken cancellationToken = default)
     {

@@ -38,6 +38,7 @@ internal sealed class CountsEntity : ITableEntity
     public DateTimeOffset? Timestamp { get; set; }
     public ETag ETag { get; set; }
 
+    /// <summary>The partition's items, recorded when ingest completes; 0 until then (and in rows of older jobs).</summary>
     public int Total { get; set; }
     public int Queued { get; set; }
     public int Rendering { get; set; }
@@ -62,6 +63,8 @@ internal sealed class CountsEntity : ITableEntity
         }
         return new(sum.Total, sum.Queued, sum.Rendering, sum.Done, sum.Failed, sum.DeadLettered, sum.Cancelled);
     }
+
+    public int Finished => Done + Failed + DeadLettered + Cancelled;
 
     public void Move(string from, string to)
     {

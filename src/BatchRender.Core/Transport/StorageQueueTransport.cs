@@ -267,6 +267,7 @@ internal sealed class StorageQueueMessageLease
     private readonly TimeProvider _time;
     private readonly string _queueMessageId;
     private readonly SemaphoreSlim _receiptLock = new(1, 1);
+    private readonly List<PendingSettlement> _pending = [];   // settlements waiting for the receipt (guarded by itself)
     private readonly StorageQueueEnvelope[]? _entries;   // null: not our envelope (a single raw task)
     private readonly Outcome[] _outcomes;
     private string _popReceipt;
@@ -324,15 +325,52 @@ internal sealed class StorageQueueMessageLease
         });
     }
 
+    /// <summary>
+    /// Settles one task. Settlements that arrive while another holds the pop receipt (a worker finishing a batch settles
+    /// its tasks at about the same time) are applied together by whoever takes the receipt next: one update or delete
+    /// of the message for all of them instead of one each.
+    /// </summary>
     private async Task SettleAsync(int index, Outcome outcome, Func<CancellationToken, Task>? before, CancellationToken ct)
     {
-        await WithReceipt(async () =>
+        var mine = new PendingSettlement(index, outcome, before);
+        lock (_pending) _pending.Add(mine);
+        await _receiptLock.WaitAsync(CancellationToken.None);
+        try
         {
-            if (_outcomes[index] != Outcome.Pending)
-                throw new InvalidOperationException($"Task {Tasks[index].MessageId} was already settled ({_outcomes[index]}).");
-            if (before is not null) await before(ct);
-            var outcomes = (Outcome[])_outcomes.Clone();
-            outcomes[index] = outcome;
+            List<PendingSettlement> settlements;
+            lock (_pending)
+            {
+                settlements = [.. _pending];
+                _pending.Clear();
+            }
+            if (settlements.Count > 0) await ApplyAsync(settlements, ct);
+        }
+        finally
+        {
+            _receiptLock.Release();
+        }
+        await mine.Done.Task;
+    }
+
+    private async Task ApplyAsync(IReadOnlyList<PendingSettlement> settlements, CancellationToken ct)
+    {
+        var outcomes = (Outcome[])_outcomes.Clone();
+        var accepted = new List<PendingSettlement>(settlements.Count);
+        try
+        {
+            foreach (var settlement in settlements)
+            {
+                if (outcomes[settlement.Index] != Outcome.Pending)
+                {
+                    settlement.Done.TrySetException(new InvalidOperationException(
+                        $"Task {Tasks[settlement.Index].MessageId} was already settled ({outcomes[settlement.Index]})."));
+                    continue;
+                }
+                if (settlement.Before is not null) await settlement.Before(ct);
+                outcomes[settlement.Index] = settlement.Outcome;
+                accepted.Add(settlement);
+            }
+            if (accepted.Count == 0) return;
             var keep = Enumerable.Range(0, outcomes.Length).Where(i => outcomes[i] is Outcome.Pending or Outcome.Abandoned).ToList();
             bool last = outcomes.All(o => o != Outcome.Pending);
             if (last && keep.Count == 0)
@@ -340,11 +378,22 @@ internal sealed class StorageQueueMessageLease
             else if (last)
                 // Every task is settled and some were abandoned: just those go back on the queue, visible now.
                 Renewed((await _queues.Tasks.UpdateMessageAsync(_queueMessageId, _popReceipt, Content(keep), TimeSpan.Zero, ct)).Value);
-            else if (outcome != Outcome.Abandoned)
-                // Others are still in the works: the message no longer holds this task (progress survives a crash).
+            else if (accepted.Any(s => s.Outcome != Outcome.Abandoned))
+                // Others are still in the works: the message no longer holds these tasks (progress survives a crash).
                 Renewed((await _queues.Tasks.UpdateMessageAsync(_queueMessageId, _popReceipt, Content(keep), _options.LockDuration, ct)).Value);
-            _outcomes[index] = outcome;
-        });
+            outcomes.CopyTo(_outcomes, 0);
+            foreach (var settlement in accepted) settlement.Done.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            var error = IsLockLost(e) ? LockLost((RequestFailedException)e) : e;
+            foreach (var settlement in settlements) settlement.Done.TrySetException(error);
+        }
+    }
+
+    private sealed record PendingSettlement(int Index, Outcome Outcome, Func<CancellationToken, Task>? Before)
+    {
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     /// <summary>The message text holding the tasks at <paramref name="indices"/>; null (unchanged) for a raw message.</summary>
@@ -366,15 +415,20 @@ internal sealed class StorageQueueMessageLease
         {
             await action();
         }
-        catch (RequestFailedException e) when (e.Status == 404 || e.ErrorCode == "PopReceiptMismatch")
+        catch (RequestFailedException e) when (IsLockLost(e))
         {
-            throw new TaskLockLostException(Tasks.Count == 1 ? Tasks[0].MessageId : string.Join(", ", Tasks.Select(t => t.MessageId)), e);
+            throw LockLost(e);
         }
         finally
         {
             _receiptLock.Release();
         }
     }
+
+    private static bool IsLockLost(Exception e) => e is RequestFailedException { Status: 404 } or RequestFailedException { ErrorCode: "PopReceiptMismatch" };
+
+    private TaskLockLostException LockLost(RequestFailedException e) =>
+        new(Tasks.Count == 1 ? Tasks[0].MessageId : string.Join(", ", Tasks.Select(t => t.MessageId)), e);
 }
 
 /// <summary>A task of a received queue message; its lock is the message's.</summary>

@@ -101,12 +101,14 @@ public sealed class RenderWorkerService(
         var renewal = RenewLocksAsync(work, renewing.Token);
         try
         {
-            var admitted = new List<WorkItem>();
-            foreach (var item in work)
+            // Each task's state round trips overlap the others' (a worker's own overhead is mostly storage latency).
+            var admissions = await Task.WhenAll(work.Select(async item =>
             {
-                if (drain.IsCancellationRequested) await AbandonAsync(item, "the worker shut down before rendering it");
-                else if (await AdmitAsync(item)) admitted.Add(item);
-            }
+                if (!drain.IsCancellationRequested) return await AdmitAsync(item);
+                await AbandonAsync(item, "the worker shut down before rendering it");
+                return false;
+            }));
+            var admitted = work.Where((_, i) => admissions[i]).ToList();
             foreach (var group in admitted.GroupBy(w => RenderGroupKey.For(w.Message!)))
             {
                 if (drain.IsCancellationRequested)
@@ -212,32 +214,36 @@ public sealed class RenderWorkerService(
         }
         var renderMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
 
-        for (var i = 0; i < group.Count; i++)
+        // The outputs, sidecars and state of the group's tasks are written concurrently: each task's writes are
+        // independent, and waiting for them one after another would add their latencies to every pass.
+        await Task.WhenAll(group.Select((item, i) => FinishAsync(item, outcomes[i], renderMs, drain)));
+    }
+
+    /// <summary>Writes one rendered task's outputs and sidecar, marks its item done and completes it (or settles a failure).</summary>
+    private async Task FinishAsync(WorkItem item, TaskRenderOutcome outcome, double groupRenderMs, CancellationToken drain)
+    {
+        var message = item.Message!;
+        if (outcome.Failure is { } failure)
         {
-            var (item, outcome) = (group[i], outcomes[i]);
-            var message = item.Message!;
-            if (outcome.Failure is { } failure)
-            {
-                await DeadLetterAsync(item, failure.Reason, failure.Description, message.JobId, message.ItemId);
-                continue;
-            }
-            try
-            {
-                var timings = new Dictionary<string, double>(outcome.Output!.TimingsMs) { ["groupRender"] = renderMs };
-                var writeStarted = Stopwatch.GetTimestamp();
-                var sidecar = await outputs.WriteAsync(message, outcome.Output with { TimingsMs = timings }, identity,
-                    item.Received.DeliveryCount, drain);
-                timings["write"] = Stopwatch.GetElapsedTime(writeStarted).TotalMilliseconds;
-                var blobs = sidecar.Outputs.Select(o => o.Blob).Append(BlobLayout.Sidecar(message.JobId, message.ItemId)).ToList();
-                await state.CompleteItemAsync(message.JobId, message.ItemId, blobs, timings, CancellationToken.None);
-                await CompleteAsync(item, "rendered");
-            }
-            catch (Exception e)
-            {
-                var shutdown = drain.IsCancellationRequested && e is OperationCanceledException;
-                if (!shutdown) logger.LogWarning(e, "Writing {JobId}/{ItemId} failed", message.JobId, message.ItemId);
-                await ReleaseAsync(item, shutdown ? "the worker shut down while writing outputs" : $"writing outputs failed: {e.Message}", shutdown);
-            }
+            await DeadLetterAsync(item, failure.Reason, failure.Description, message.JobId, message.ItemId);
+            return;
+        }
+        try
+        {
+            var timings = new Dictionary<string, double>(outcome.Output!.TimingsMs) { ["groupRender"] = groupRenderMs };
+            var writeStarted = Stopwatch.GetTimestamp();
+            var sidecar = await outputs.WriteAsync(message, outcome.Output with { TimingsMs = timings }, identity,
+                item.Received.DeliveryCount, drain);
+            timings["write"] = Stopwatch.GetElapsedTime(writeStarted).TotalMilliseconds;
+            var blobs = sidecar.Outputs.Select(o => o.Blob).Append(BlobLayout.Sidecar(message.JobId, message.ItemId)).ToList();
+            await state.CompleteItemAsync(message.JobId, message.ItemId, blobs, timings, CancellationToken.None);
+            await CompleteAsync(item, "rendered");
+        }
+        catch (Exception e)
+        {
+            var shutdown = drain.IsCancellationRequested && e is OperationCanceledException;
+            if (!shutdown) logger.LogWarning(e, "Writing {JobId}/{ItemId} failed", message.JobId, message.ItemId);
+            await ReleaseAsync(item, shutdown ? "the worker shut down while writing outputs" : $"writing outputs failed: {e.Message}", shutdown);
         }
     }
 

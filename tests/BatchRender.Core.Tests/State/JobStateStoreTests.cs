@@ -130,6 +130,74 @@ public sealed class JobStateStoreTests(AzuriteFixture azurite) : IClassFixture<A
     }
 
     [Fact]
+    public async Task With_partition_totals_recorded_only_the_item_that_finishes_its_partition_reads_the_whole_job()
+    {
+        const int n = 200;
+        var scans = new CountsScanCounter();
+        var options = new Azure.Data.Tables.TableClientOptions();
+        options.AddPolicy(scans, Azure.Core.HttpPipelinePosition.PerCall);
+        var store = new JobStateStore(azurite.TableService(options), Options.Create(new StateOptions
+        {
+            JobsTable = AzuriteFixture.UniqueName("jobs"), ItemsTable = AzuriteFixture.UniqueName("items"),
+        }));
+        await StoreWithJobAsync(store, "job-t", n);
+        var ids = Enumerable.Range(0, n).Select(i => $"item-{i:D4}").ToList();
+        // Two items finish before ingest completes (their partitions do not know their totals yet).
+        foreach (var id in ids.Take(2))
+        {
+            await store.StartItemAsync("job-t", id, "worker-1");
+            await store.CompleteItemAsync("job-t", id, [$"job-t/{id}.png"], new Dictionary<string, double>());
+        }
+        var totals = ItemPartitionTotals.Of(ids);
+        Assert.Null(await store.MarkIngestCompletedAsync("job-t", totals));
+        var partitions = ids.Select(id => ItemPartitions.For("job-t", id)).Distinct().Count();
+
+        scans.Reset();
+        JobRecord? ended = null;
+        foreach (var id in ids.Skip(2))
+        {
+            await store.StartItemAsync("job-t", id, "worker-1");
+            ended ??= (await store.CompleteItemAsync("job-t", id, [$"job-t/{id}.png"], new Dictionary<string, double>())).EndedJob;
+        }
+        Assert.Equal((JobStatuses.Done, n), (ended?.Status, ended?.Counts.Done));
+        // One look at the job per finished partition, not one per finished item.
+        Assert.InRange(scans.Count, 1, partitions);
+        Assert.True(partitions < n / 2);
+    }
+
+    [Fact]
+    public async Task A_job_whose_items_all_finish_before_ingest_completes_ends_with_its_last_item()
+    {
+        var store = await StoreWithJobAsync(NewStore(), "job-u", 3);
+        var ids = Enumerable.Range(0, 3).Select(i => $"item-{i:D4}").ToList();
+        var ended = new List<JobRecord>();
+        foreach (var id in ids)
+        {
+            await store.StartItemAsync("job-u", id, "worker-1");
+            if ((await store.CompleteItemAsync("job-u", id, [$"job-u/{id}.png"], new Dictionary<string, double>())).EndedJob is { } job)
+                ended.Add(job);
+        }
+        Assert.Equal(JobStatuses.Done, Assert.Single(ended).Status);
+        Assert.Null(await store.MarkIngestCompletedAsync("job-u", ItemPartitionTotals.Of(ids)));
+        Assert.True((await store.GetJobAsync("job-u"))!.IngestCompleted);
+    }
+
+    /// <summary>Counts the range queries over a job's counts rows (what <see cref="JobStateStore.TryEndJobAsync"/> reads).</summary>
+    private sealed class CountsScanCounter : Azure.Core.Pipeline.HttpPipelineSynchronousPolicy
+    {
+        private int _count;
+        public int Count => _count;
+        public void Reset() => Interlocked.Exchange(ref _count, 0);
+
+        public override void OnSendingRequest(Azure.Core.HttpMessage message)
+        {
+            var uri = Uri.UnescapeDataString(message.Request.Uri.ToString());
+            if (message.Request.Method == Azure.Core.RequestMethod.Get && uri.Contains("$filter") && uri.Contains(CountsEntity.Row))
+                Interlocked.Increment(ref _count);
+        }
+    }
+
+    [Fact]
     public async Task Cancelling_cancels_queued_items_lets_rendering_ones_finish_then_ends_the_job_cancelled()
     {
         var store = await StoreWithJobAsync(NewStore(), "job-e", 5);

@@ -110,6 +110,46 @@ public sealed class StorageQueueTransportTests(AzuriteFixture azurite) : Transpo
     }
 
     [Fact]
+    public async Task Tasks_of_a_message_settled_at_once_share_the_message_updates()
+    {
+        var name = AzuriteFixture.UniqueName("tasks");
+        var options = new TransportOptions { QueueName = name, PoisonQueueName = name + "-poison", LockDuration = TimeSpan.FromMinutes(1) };
+        var writes = new QueueWriteCounter();
+        var clientOptions = new QueueClientOptions();
+        clientOptions.AddPolicy(writes, Azure.Core.HttpPipelinePosition.PerCall);
+        var service = azurite.QueueService(clientOptions);
+        await new StorageQueueTaskSender(service, options).SendAsync(Enumerable.Range(0, 4).Select(i => Sample(i)).ToList());
+        var received = await new StorageQueueTaskReceiver(service, options).ReceiveAsync(4, TimeSpan.FromSeconds(5));
+        Assert.Equal(4, received.Count);
+
+        writes.Reset();
+        var settled = received.Select((t, i) => i == 2 ? t.DeadLetterAsync(DeadLetterReasons.InvalidParameters, "steps: 0") : t.CompleteAsync()).ToList();
+        await Task.WhenAll(settled);
+        // One at a time would be three rewrites and a delete (and the poison send); together, at most two of them.
+        Assert.InRange(writes.Count, 2, 3);
+        var queue = service.GetQueueClient(name);
+        Assert.Equal(0, (await queue.GetPropertiesAsync()).Value.ApproximateMessagesCount);
+        Assert.Equal("msg-2", Assert.Single(await new StorageQueueTaskReceiver(service, options).PeekDeadLettersAsync(5)).MessageId);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => received[0].CompleteAsync());
+        await queue.DeleteAsync();
+        await service.GetQueueClient(options.PoisonQueueName).DeleteAsync();
+    }
+
+    /// <summary>Counts the requests that change messages (sends, updates, deletes).</summary>
+    private sealed class QueueWriteCounter : Azure.Core.Pipeline.HttpPipelineSynchronousPolicy
+    {
+        private int _count;
+        public int Count => _count;
+        public void Reset() => Interlocked.Exchange(ref _count, 0);
+
+        public override void OnSendingRequest(Azure.Core.HttpMessage message)
+        {
+            if (message.Request.Method != Azure.Core.RequestMethod.Get && message.Request.Method != Azure.Core.RequestMethod.Head)
+                Interlocked.Increment(ref _count);
+        }
+    }
+
+    [Fact]
     public async Task A_worker_that_dies_mid_message_leaves_only_its_unfinished_tasks_to_be_delivered_again()
     {
         var lockDuration = TimeSpan.FromSeconds(2);

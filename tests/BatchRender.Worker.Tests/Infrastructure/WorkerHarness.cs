@@ -79,7 +79,7 @@ public sealed class WorkerHarness
         await State.CreateJobAsync(new NewJob(jobId, $"test/{jobId}.json", Convert.ToHexStringLower(SHA256.HashData(
             JsonSerializer.SerializeToUtf8Bytes(tasks))), tasks.Count));
         await State.AddItemsAsync(jobId, tasks.Zip(outgoing, (t, o) => (t, o.MessageId)).ToList());
-        await State.MarkIngestCompletedAsync(jobId);
+        await State.MarkIngestCompletedAsync(jobId, ItemPartitionTotals.Of(tasks.Select(t => t.ItemId)));
         var sent = outgoing.Where((_, i) => !withhold.Contains(tasks[i].ItemId)).ToList();
         for (var i = 0; i < copies; i++) await Sender.SendAsync(sent);
     }
