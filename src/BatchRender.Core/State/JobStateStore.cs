@@ -30,6 +30,10 @@ public sealed class JobStateStore
     private readonly ILogger<JobStateStore> _logger;
     private readonly Lazy<Task> _tablesCreated;
     private readonly ConcurrentDictionary<string, Task<NullableResponse<JobEntity>>> _jobReads = new(StringComparer.Ordinal);
+    // Rows as this process last wrote them, by (partition, item id) and by partition (see TransitionAsync).
+    private const int MaxWrittenRows = 4096;
+    private readonly ConcurrentDictionary<(string Partition, string ItemId), ItemEntity> _writtenItems = new();
+    private readonly ConcurrentDictionary<string, CountsEntity> _writtenCounts = new(StringComparer.Ordinal);
 
     public JobStateStore(TableServiceClient tables, IOptions<StateOptions> options, TimeProvider? time = null,
         ILogger<JobStateStore>? logger = null)
@@ -341,37 +345,68 @@ public sealed class JobStateStore
             return true;
         }, cancellationToken);
 
-    /// <summary>Read item and counts, decide, write both in one ETag-guarded transaction; retry on conflict.</summary>
+    /// <summary>
+    /// Read item and counts, decide, write both in one ETag-guarded transaction; retry on conflict. When this process
+    /// wrote both rows last (a worker's rendering → done after its own queued → rendering), the first attempt uses
+    /// them as written instead of reading them again: the ETags guard them as they guard a read, and a 412 sends the
+    /// transition back to reading.
+    /// </summary>
     private async Task<ItemTransition> TransitionAsync(string jobId, string itemId,
         Func<ItemEntity, CountsEntity, DateTimeOffset, bool> change, CancellationToken cancellationToken)
     {
         await EnsureTablesAsync(cancellationToken);
+        var partition = ItemPartitions.For(jobId, itemId);
+        var useWritten = true;
         for (var attempt = 0; ; attempt++)
         {
-            var partition = ItemPartitions.For(jobId, itemId);
-            var itemRead = _items.GetEntityIfExistsAsync<ItemEntity>(partition, itemId, cancellationToken: cancellationToken);
-            var countsRead = _items.GetEntityIfExistsAsync<CountsEntity>(partition, CountsEntity.Row, cancellationToken: cancellationToken);
-            var (item, counts) = (await itemRead, await countsRead);
-            if (!item.HasValue) return new ItemTransition(false, null, null);
-            if (!counts.HasValue)
+            ItemEntity entity;
+            CountsEntity counts;
+            ItemEntity? writtenItem = null;
+            CountsEntity? writtenCounts = null;
+            var haveCounts = useWritten && _writtenCounts.TryGetValue(partition, out writtenCounts);
+            var fromWritten = haveCounts && _writtenItems.TryGetValue((partition, itemId), out writtenItem);
+            if (fromWritten)
             {
-                // The partition's first transition: its counts row starts at zero (two workers may race to add it).
-                await AddIgnoringConflictAsync(_items, new CountsEntity { PartitionKey = partition }, cancellationToken);
-                continue;
+                entity = writtenItem!.Copy();
+                counts = writtenCounts!.Copy();
             }
-            var entity = item.Value!;
-            if (!change(entity, counts.Value!, _time.GetUtcNow()))
+            else
+            {
+                // The counts row as last written here serves too (a partition's later items), the item is read.
+                var itemRead = _items.GetEntityIfExistsAsync<ItemEntity>(partition, itemId, cancellationToken: cancellationToken);
+                var countsRead = haveCounts ? null
+                    : _items.GetEntityIfExistsAsync<CountsEntity>(partition, CountsEntity.Row, cancellationToken: cancellationToken);
+                var item = await itemRead;
+                var countsRow = countsRead is null ? null : await countsRead;
+                if (!item.HasValue) return new ItemTransition(false, null, null);
+                if (countsRow is { HasValue: false })
+                {
+                    // The partition's first transition: its counts row starts at zero (two workers may race to add it).
+                    await AddIgnoringConflictAsync(_items, new CountsEntity { PartitionKey = partition }, cancellationToken);
+                    continue;
+                }
+                (entity, counts) = (item.Value!, countsRow?.Value ?? writtenCounts!.Copy());
+                fromWritten = haveCounts;
+            }
+            if (!change(entity, counts, _time.GetUtcNow()))
+            {
+                if (fromWritten) { useWritten = false; continue; } // decide on what is stored, not on our copy
                 return new ItemTransition(false, ToRecord(entity), null);
+            }
             try
             {
-                await _items.SubmitTransactionAsync(
+                var written = await _items.SubmitTransactionAsync(
                 [
                     new TableTransactionAction(TableTransactionActionType.UpdateReplace, entity, entity.ETag),
-                    new TableTransactionAction(TableTransactionActionType.UpdateReplace, counts.Value!, counts.Value!.ETag),
+                    new TableTransactionAction(TableTransactionActionType.UpdateReplace, counts, counts.ETag),
                 ], cancellationToken);
+                RememberWritten(partition, itemId, entity, counts, written.Value);
             }
             catch (TableTransactionFailedException e) when (e.Status == 412 && attempt < MaxConflictRetries)
             {
+                _writtenItems.TryRemove((partition, itemId), out _);
+                _writtenCounts.TryRemove(partition, out _);
+                if (fromWritten) { useWritten = false; continue; }
                 await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(5, 20 + 5 * Math.Min(attempt, 20))), cancellationToken);
                 continue;
             }
@@ -379,11 +414,32 @@ public sealed class JobStateStore
             // Only a change that finishes an item can end the job, and only one that finishes its partition (while the
             // partition's total is not recorded yet, any finished item with nothing rendering there may be the last);
             // whether it did, the other partitions say (TryEndJobAsync reads them all).
-            var c = counts.Value!;
+            var c = counts;
             var mayHaveEnded = ItemStates.IsFinished(entity.State) && c.Rendering == 0 && (c.Total == 0 || c.Finished >= c.Total);
             var ended = mayHaveEnded ? await TryEndJobAsync(jobId, cancellationToken) : null;
             return new ItemTransition(true, ToRecord(entity), ended);
         }
+    }
+
+    /// <summary>Keeps the rows just written (with their new ETags) for the item's next transition; a finished item's
+    /// row never changes again, so it leaves. Bounded: items a crashed attempt left behind are dropped with the rest.</summary>
+    private void RememberWritten(string partition, string itemId, ItemEntity entity, CountsEntity counts, IReadOnlyList<Response> responses)
+    {
+        if (responses.Count != 2 || responses[0].Headers.ETag is not { } itemETag || responses[1].Headers.ETag is not { } countsETag)
+            return;
+        if (_writtenItems.Count >= MaxWrittenRows) _writtenItems.Clear();
+        if (_writtenCounts.Count >= MaxWrittenRows) _writtenCounts.Clear();
+        var counted = counts.Copy();
+        counted.ETag = countsETag;
+        _writtenCounts[partition] = counted;
+        if (ItemStates.IsFinished(entity.State))
+        {
+            _writtenItems.TryRemove((partition, itemId), out _);
+            return;
+        }
+        var item = entity.Copy();
+        item.ETag = itemETag;
+        _writtenItems[(partition, itemId)] = item;
     }
 
     // ---- job end and cancellation ---------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ internal sealed class CountsEntity : ITableEntity
 
     public int Finished => Done + Failed + DeadLettered + Cancelled;
 
+    public CountsEntity Copy() => (CountsEntity)MemberwiseClone();
+
     public void Move(string from, string to)
     {
         if (from == to) return;
@@ -109,4 +111,6 @@ internal sealed class ItemEntity : ITableEntity
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
     public string TimingsJson { get; set; } = "{}";
+
+    public ItemEntity Copy() => (ItemEntity)MemberwiseClone();
 }
