@@ -46,6 +46,31 @@ public class HunyuanDiT2DModelTests
         Assert.True((expected - output).abs().max().item<float>() < 1e-5);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_prepared_text_serves_every_timestep_as_the_full_forward_does(bool int8)
+    {
+        // What a render computes once (cross-attention keys and values, temb's text part) gives the outputs of the
+        // full forward at every step, fp32 and int8 (fused k/v of cross-attention) alike.
+        var config = SmallModels.Config(framePhase: true);
+        var model = SmallModels.Build(config);
+        if (int8) BatchRender.Model.Quantization.ModelQuantizer.Apply(model, BatchRender.Model.Pipelines.QuantizationMode.Int8Dynamic);
+        var inputs = SmallModels.RandomInputs(config);
+        using var _ = torch.no_grad();
+        var phase = torch.tensor(new[] { 0.25f, 0.75f }).to(D);
+        using var prepared = model.PrepareText(inputs.Bert, inputs.BertMask, inputs.T5, inputs.T5Mask, framePhase: phase);
+        foreach (var t in new[] { 999f, 500f, 1f })
+        {
+            var timestep = torch.full(2, t, dtype: ScalarType.Float32).to(D);
+            var full = model.forward(inputs.X, timestep, inputs.Bert, inputs.BertMask, inputs.T5, inputs.T5Mask, inputs.Rope, framePhase: phase);
+            var step = model.forward(inputs.X, timestep, prepared, inputs.Rope);
+            Assert.True((full - step).abs().max().item<float>() < 1e-5, $"t = {t}");
+        }
+        var other = SmallModels.RandomInputs(config, batch: 3);
+        Assert.Throws<ArgumentException>(() => model.forward(other.X, other.Timestep, prepared, other.Rope));   // batch of 3 vs 2
+    }
+
     [Fact]
     public void TextSequence_ReplacesMaskedPositionsWithTheirLearnedPaddingRows()
     {

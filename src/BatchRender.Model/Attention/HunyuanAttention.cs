@@ -8,9 +8,10 @@ namespace BatchRender.Model.Attention;
 /// <summary>
 /// diffusers Attention with HunyuanAttnProcessor2_0: q/k/v projections (bias), per-head LayerNorm on q and k (eps 1e-6),
 /// RoPE on q and k for self-attention and on q only for cross-attention, SDPA without a mask, output projection to_out.0.
-/// The projections are plain modules so another implementation (e.g. int8) can replace them; <see cref="ComputeQkv"/>
-/// is the single place q, k, v are computed, and <see cref="QkvProjection"/> can take it over (e.g. one fused GEMM) (the int8 quantizer
-/// installs one fused GEMM for q, k, v of self-attention and k, v of cross-attention).
+/// The projections are plain modules so another implementation (e.g. int8) can replace them; <see cref="ComputeQkv"/> is
+/// the single place q, k, v are computed, and <see cref="QkvProjection"/> (self-attention) and <see cref="KvProjection"/>
+/// (cross-attention) can take it over with one fused GEMM per input (as the int8 quantizer does). Cross-attention's keys
+/// and values depend on the text alone: <see cref="ProjectText"/> computes them once per render.
 /// </summary>
 public sealed class HunyuanAttention : nn.Module
 {
@@ -29,10 +30,13 @@ public sealed class HunyuanAttention : nn.Module
     public bool IsCrossAttention { get; }
 
     /// <summary>
-    /// Optional replacement of the q/k/v projections: (hidden [B, N, Dq], context [B, M, Dc]) -> (q [B, N, H*hd], k, v [B, M, H*hd]).
-    /// For self-attention context is the same tensor as hidden.
+    /// Optional replacement of self-attention's q/k/v projections: (hidden [B, N, Dq], context: the same tensor) ->
+    /// (q, k, v [B, N, H*hd]).
     /// </summary>
     public Func<Tensor, Tensor, (Tensor Query, Tensor Key, Tensor Value)>? QkvProjection { get; set; }
+
+    /// <summary>Optional replacement of cross-attention's k/v projections: context [B, M, Dc] -> (k, v [B, M, H*hd]).</summary>
+    public Func<Tensor, (Tensor Key, Tensor Value)>? KvProjection { get; set; }
 
     /// <param name="crossAttentionDim">width of the context; null for self-attention</param>
     public HunyuanAttention(long queryDim, long? crossAttentionDim, int heads, int headDim, double eps = 1e-6,
@@ -59,20 +63,53 @@ public sealed class HunyuanAttention : nn.Module
 
     /// <summary>q from the hidden states, k and v from the context (the hidden states for self-attention).</summary>
     public (Tensor Query, Tensor Key, Tensor Value) ComputeQkv(Tensor hiddenStates, Tensor context)
-        => QkvProjection is { } fused
-            ? fused(hiddenStates, context)
-            : (to_q.call(hiddenStates), to_k.call(context), to_v.call(context));
+    {
+        if (IsCrossAttention)
+        {
+            var (k, v) = ComputeKv(context);
+            return (to_q.call(hiddenStates), k, v);
+        }
+        return QkvProjection is { } fused ? fused(hiddenStates, context) : (to_q.call(hiddenStates), to_k.call(context), to_v.call(context));
+    }
+
+    private (Tensor Key, Tensor Value) ComputeKv(Tensor context) =>
+        KvProjection is { } fused ? fused(context) : (to_k.call(context), to_v.call(context));
+
+    /// <summary>
+    /// Cross-attention's keys and values of a text context [B, M, Dc] as attention uses them ([B, H, M, hd], norm_k
+    /// applied; text keys take no RoPE): they depend on the text alone, so a render computes them once for all its steps.
+    /// </summary>
+    public TextKeyValue ProjectText(Tensor context)
+    {
+        if (!IsCrossAttention) throw new InvalidOperationException("only cross-attention attends to text");
+        if (context.ndim != 3 || context.shape[2] != CrossAttentionDim)
+            throw new ArgumentException($"the text context must be [B, M, {CrossAttentionDim}], got [{string.Join(", ", context.shape)}]", nameof(context));
+        using var scope = torch.NewDisposeScope();
+        long b = context.shape[0];
+        var (k, v) = ComputeKv(context);
+        k = norm_k.call(k.reshape(b, -1, Heads, HeadDim).transpose(1, 2));   // [B, H, M, hd]
+        v = v.reshape(b, -1, Heads, HeadDim).transpose(1, 2);
+        return new TextKeyValue(k.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope());
+    }
 
     /// <param name="hiddenStates">[B, N, queryDim]</param>
     /// <param name="encoderHiddenStates">[B, M, crossAttentionDim] for cross-attention; null for self-attention</param>
     /// <param name="rope">(cos, sin) [N, headDim] of the image tokens, or null</param>
-    public Tensor forward(Tensor hiddenStates, Tensor? encoderHiddenStates = null, (Tensor Cos, Tensor Sin)? rope = null)
+    /// <param name="text">cross-attention only: the text's keys and values from <see cref="ProjectText"/>, instead of
+    /// <paramref name="encoderHiddenStates"/></param>
+    public Tensor forward(Tensor hiddenStates, Tensor? encoderHiddenStates = null, (Tensor Cos, Tensor Sin)? rope = null, TextKeyValue? text = null)
     {
-        if (IsCrossAttention != encoderHiddenStates is not null)
+        if (IsCrossAttention != (encoderHiddenStates is not null || text is not null))
             throw new ArgumentException(IsCrossAttention ? "cross-attention needs encoder hidden states" : "self-attention takes no encoder hidden states");
+        if (encoderHiddenStates is not null && text is not null)
+            throw new ArgumentException("pass the encoder hidden states or their projected keys and values, not both");
         // Shape errors inside libtorch's matmul abort the process, so check here.
         if (hiddenStates.ndim != 3 || hiddenStates.shape[2] != QueryDim)
             throw new ArgumentException($"hidden states must be [B, N, {QueryDim}], got [{string.Join(", ", hiddenStates.shape)}]", nameof(hiddenStates));
+        if (text is not null && (text.Key.ndim != 4 || text.Key.shape[0] != hiddenStates.shape[0] || text.Key.shape[1] != Heads || text.Key.shape[3] != HeadDim
+                                 || !text.Value.shape.SequenceEqual(text.Key.shape)))
+            throw new ArgumentException($"text keys and values must be [{hiddenStates.shape[0]}, {Heads}, M, {HeadDim}], got [{string.Join(", ", text.Key.shape)}]",
+                                        nameof(text));
         if (encoderHiddenStates is not null && (encoderHiddenStates.ndim != 3 || encoderHiddenStates.shape[0] != hiddenStates.shape[0]
                                                 || encoderHiddenStates.shape[2] != CrossAttentionDim))
             throw new ArgumentException($"encoder hidden states must be [{hiddenStates.shape[0]}, M, {CrossAttentionDim}], got [{string.Join(", ", encoderHiddenStates.shape)}]",
@@ -83,13 +120,20 @@ public sealed class HunyuanAttention : nn.Module
                                         nameof(rope));
         using var scope = torch.NewDisposeScope();
         long b = hiddenStates.shape[0];
-        var context = encoderHiddenStates ?? hiddenStates;
-        var (q, k, v) = ComputeQkv(hiddenStates, context);
-        q = q.reshape(b, -1, Heads, HeadDim).transpose(1, 2);   // [B, H, N, hd]
-        k = k.reshape(b, -1, Heads, HeadDim).transpose(1, 2);   // [B, H, M, hd]
-        v = v.reshape(b, -1, Heads, HeadDim).transpose(1, 2);
-        q = norm_q.call(q);
-        k = norm_k.call(k);
+        Tensor q, k, v;
+        if (IsCrossAttention)
+        {
+            var projected = text ?? ProjectText(encoderHiddenStates!);   // [B, H, M, hd] each
+            (k, v) = (projected.Key, projected.Value);
+            q = to_q.call(hiddenStates);
+        }
+        else
+        {
+            (q, k, v) = ComputeQkv(hiddenStates, hiddenStates);
+            k = norm_k.call(k.reshape(b, -1, Heads, HeadDim).transpose(1, 2));   // [B, H, N, hd]
+            v = v.reshape(b, -1, Heads, HeadDim).transpose(1, 2);
+        }
+        q = norm_q.call(q.reshape(b, -1, Heads, HeadDim).transpose(1, 2));     // [B, H, N, hd]
         if (rope is { } r)
         {
             q = HunyuanRotaryEmbedding.Apply(q, r.Cos, r.Sin);
@@ -98,5 +142,15 @@ public sealed class HunyuanAttention : nn.Module
         var attended = nn.functional.scaled_dot_product_attention(q, k, v);        // [B, H, N, hd]
         var merged = attended.transpose(1, 2).reshape(b, -1, (long)Heads * HeadDim);
         return to_out.call(merged).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Cross-attention keys and values of a text, [B, H, M, head_dim] each (see <see cref="HunyuanAttention.ProjectText"/>).</summary>
+public sealed record TextKeyValue(Tensor Key, Tensor Value) : IDisposable
+{
+    public void Dispose()
+    {
+        Key.Dispose();
+        Value.Dispose();
     }
 }

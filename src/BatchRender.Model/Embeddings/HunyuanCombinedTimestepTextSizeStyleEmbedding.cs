@@ -62,7 +62,18 @@ public sealed class HunyuanCombinedTimestepTextSizeStyleEmbedding : nn.Module
     public Tensor forward(Tensor timestep, Tensor t5States, Tensor? imageMetaSize, Tensor? style, ScalarType hiddenDtype, Tensor? framePhase = null)
     {
         using var scope = torch.NewDisposeScope();
-        var timestepEmb = timestep_embedder.call(Timesteps.Embed(timestep, SinusoidDim).to(hiddenDtype));   // [B, D]
+        var stepInvariant = StepInvariant(t5States, imageMetaSize, style, hiddenDtype, framePhase);
+        return WithTimestep(timestep, stepInvariant, hiddenDtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>temb [B, D] from the timestep and the <see cref="StepInvariant"/> part.</summary>
+    public Tensor WithTimestep(Tensor timestep, Tensor stepInvariant, ScalarType hiddenDtype)
+        => timestep_embedder.call(Timesteps.Embed(timestep, SinusoidDim).to(hiddenDtype)) + stepInvariant;
+
+    /// <summary>Everything in temb but the timestep, [B, D]: the same at every denoising step of a render.</summary>
+    public Tensor StepInvariant(Tensor t5States, Tensor? imageMetaSize, Tensor? style, ScalarType hiddenDtype, Tensor? framePhase = null)
+    {
+        using var scope = torch.NewDisposeScope();
         var pooled = pooler.call(t5States);                                                                // [B, P]
         Tensor extra = pooled;
         if (UseStyleCondAndImageMetaSize)
@@ -71,7 +82,7 @@ public sealed class HunyuanCombinedTimestepTextSizeStyleEmbedding : nn.Module
             var styleEmb = style_embedder!.call(style!);                                                     // [B, D]
             extra = torch.cat([pooled, size, styleEmb], 1);
         }
-        var conditioning = timestepEmb + extra_embedder.call(extra);
+        var conditioning = extra_embedder.call(extra);
         if (UseFramePhase && framePhase is not null)
             conditioning = conditioning + frame_phase_embedder!.call(Timesteps.Embed(framePhase * FramePhaseScale, SinusoidDim).to(hiddenDtype));
         return conditioning.MoveToOuterDisposeScope();

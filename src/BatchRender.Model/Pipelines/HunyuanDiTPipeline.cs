@@ -349,6 +349,8 @@ public sealed class HunyuanDiTPipeline : IRenderPipeline
             ? torch.tensor(requests.Concat(anyCfg ? requests : []).Select(r => (long)r.Style).ToArray(), device: Device)
             : null;
 
+        // The text side of every step (cross-attention keys and values, temb's text part) is computed once.
+        using var prepared = Transformer.PrepareText(textIn.Bert, textIn.BertMask, textIn.T5, textIn.T5Mask, metaSize, style, phaseIn);
         for (int i = 0; i < timesteps.Count; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -356,8 +358,7 @@ public sealed class HunyuanDiTPipeline : IRenderPipeline
             using var stepScope = torch.NewDisposeScope();
             var modelInput = schedulers[0].ScaleModelInput(anyCfg ? torch.cat([latents, latents], 0) : latents, t);
             var tBatch = torch.full(modelInput.shape[0], t, dtype: ScalarType.Float32, device: Device);
-            var output = Transformer.forward(modelInput, tBatch, textIn.Bert, textIn.BertMask, textIn.T5, textIn.T5Mask,
-                                             (cos, sin), metaSize, style, phaseIn);
+            var output = Transformer.forward(modelInput, tBatch, prepared, (cos, sin));
             var prediction = output[.., ..Components.LatentChannels];                                      // drop learned sigma
             Tensor guided;
             if (anyCfg)

@@ -18,6 +18,8 @@ public sealed record QuantizationOptions
     public Int8KernelKind? Kernel { get; init; }
     /// <summary>Run the q/k/v projections that share an input as one int8 GEMM (int8 only).</summary>
     public bool FuseProjections { get; init; } = true;
+    /// <summary>Whether the CPU computes bf16 natively; null = what /proc/cpuinfo says (<see cref="CpuFeatures"/>).</summary>
+    public bool? CpuHasNativeBFloat16 { get; init; }
 
     /// <summary>The Linears of the DiT's transformer blocks (the bulk of its weights and FLOPs), except the long-skip
     /// Linears: their output replaces the hidden state instead of adding to the residual stream, so their int8 error
@@ -63,7 +65,7 @@ public static class ModelQuantizer
             case QuantizationMode.BFloat16:
             {
                 var device = FirstDevice(root);
-                if (device.type == DeviceType.CPU && !CpuFeatures.HasNativeBFloat16)
+                if (device.type == DeviceType.CPU && !(options.CpuHasNativeBFloat16 ?? CpuFeatures.HasNativeBFloat16))
                     return state.Report(mode, QuantizationMode.None, null,
                         "bf16 requested but this CPU has no native bf16 (no avx512_bf16/amx_bf16 flag): libtorch would emulate it ~100x slower than fp32, so the model stays fp32");
                 Walk(root, "", state, lin => new BFloat16Linear(lin), null);
@@ -118,7 +120,8 @@ public static class ModelQuantizer
 
     /// <summary>
     /// One GEMM per input: q, k, v of self-attention all read the hidden states; k and v of cross-attention read the text
-    /// (q reads the hidden states and is quantized alone by the walk). Installed through <see cref="HunyuanAttention.QkvProjection"/>.
+    /// (q reads the hidden states and is quantized alone by the walk). Installed through <see cref="HunyuanAttention.QkvProjection"/>
+    /// and <see cref="HunyuanAttention.KvProjection"/>.
     /// </summary>
     private static void FuseProjections(HunyuanAttention attention, string prefix, WalkState state, Int8KernelKind kernel)
     {
@@ -133,10 +136,10 @@ public static class ModelQuantizer
         attention.register_module("qkv_int8", fused);   // owned (and disposed) with the attention; holds no state-dict entries
         if (attention.IsCrossAttention)
         {
-            attention.QkvProjection = (hidden, context) =>
+            attention.KvProjection = context =>
             {
                 var kv = fused.ForwardSplit(context);
-                return (attention.to_q.call(hidden), kv[0], kv[1]);
+                return (kv[0], kv[1]);
             };
         }
         else

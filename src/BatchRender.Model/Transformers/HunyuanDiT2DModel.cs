@@ -1,3 +1,4 @@
+using BatchRender.Model.Attention;
 using BatchRender.Model.Configuration;
 using BatchRender.Model.Embeddings;
 using BatchRender.Model.Loading;
@@ -100,22 +101,29 @@ public sealed class HunyuanDiT2DModel : nn.Module
     public Tensor forward(Tensor x, Tensor timestep, Tensor bertStates, Tensor bertMask, Tensor t5States, Tensor t5Mask,
                           (Tensor Cos, Tensor Sin) rope, Tensor? imageMetaSize = null, Tensor? style = null, Tensor? framePhase = null)
     {
-        var c = Config;
         if (x.ndim != 4) throw new ArgumentException($"x must be [B, C, H, W], got {Shape(x)}", nameof(x));
-        long b = x.shape[0], height = x.shape[2], width = x.shape[3];
-        int p = c.PatchSize;
-        if (x.shape[1] != c.InChannels) throw new ArgumentException($"x has {x.shape[1]} channels, the model takes {c.InChannels}", nameof(x));
-        if (height % p != 0 || width % p != 0 || height == 0 || width == 0)
-            throw new ArgumentException($"latent size {height}x{width} must be a positive multiple of patch_size {p}", nameof(x));
-        long h = height / p, w = width / p;
-        if (timestep.ndim == 0) timestep = timestep.expand(b);
-        Expect(timestep, nameof(timestep), b);
+        using var text = PrepareText(bertStates, bertMask, t5States, t5Mask, imageMetaSize, style, framePhase);
+        if (text.Batch != x.shape[0])
+            throw new ArgumentException($"the text is for a batch of {text.Batch}, x is a batch of {x.shape[0]}", nameof(x));
+        return forward(x, timestep, text, rope);
+    }
+
+    /// <summary>
+    /// What the transformer derives from the text and the other step-invariant conditions (image meta size, style, frame
+    /// phase): the cross-attention context's keys and values of every block and the non-timestep part of temb. A render
+    /// prepares it once and runs every denoising step on it (<see cref="forward(Tensor, Tensor, PreparedText, ValueTuple{Tensor, Tensor})"/>).
+    /// Arguments as for the full forward.
+    /// </summary>
+    public PreparedText PrepareText(Tensor bertStates, Tensor bertMask, Tensor t5States, Tensor t5Mask,
+                                    Tensor? imageMetaSize = null, Tensor? style = null, Tensor? framePhase = null)
+    {
+        var c = Config;
+        if (bertStates.ndim != 3) throw new ArgumentException($"bertStates must be [B, {c.TextLen}, {c.CrossAttentionDim}], got {Shape(bertStates)}", nameof(bertStates));
+        long b = bertStates.shape[0];
         Expect(bertStates, nameof(bertStates), b, c.TextLen, c.CrossAttentionDim);
         Expect(bertMask, nameof(bertMask), b, c.TextLen);
         Expect(t5States, nameof(t5States), b, c.TextLenT5, c.CrossAttentionDimT5);
         Expect(t5Mask, nameof(t5Mask), b, c.TextLenT5);
-        Expect(rope.Cos, "rope.cos", h * w, c.AttentionHeadDim);
-        Expect(rope.Sin, "rope.sin", h * w, c.AttentionHeadDim);
         if (c.UseStyleCondAndImageMetaSize)
         {
             if (imageMetaSize is null) throw new ArgumentException("this model (use_style_cond_and_image_meta_size) needs imageMetaSize [B, 6]", nameof(imageMetaSize));
@@ -130,23 +138,50 @@ public sealed class HunyuanDiT2DModel : nn.Module
 
         using var scope = torch.NewDisposeScope();
         var dtype = DType;
-        var device = x.device;
+        var device = bertStates.device;
         if (c.UseStyleCondAndImageMetaSize)
             style = style?.to(ScalarType.Int64) ?? torch.zeros(b, dtype: ScalarType.Int64, device: device);
         if (c.FramePhaseEmbedding)
             framePhase ??= torch.zeros(b, dtype: ScalarType.Float32, device: device);
+        var stepInvariant = time_extra_emb.StepInvariant(t5States.to(dtype), imageMetaSize, style, dtype, framePhase);   // [B, D]
+        var context = TextSequence(bertStates, bertMask, t5States, t5Mask);                                          // [B, L, Dc]
+        var keyValues = blocks.Select(block => block.attn2.ProjectText(context)).ToList();                            // per block [B, H, L, hd] x 2
+        stepInvariant.MoveToOuterDisposeScope();
+        foreach (var kv in keyValues) { kv.Key.MoveToOuterDisposeScope(); kv.Value.MoveToOuterDisposeScope(); }
+        return new PreparedText(b, stepInvariant, keyValues);
+    }
 
+    /// <summary>One denoising step on a prepared text: x, timestep and rope as for the full forward.</summary>
+    /// <returns>[B, out_channels, H, W]</returns>
+    public Tensor forward(Tensor x, Tensor timestep, PreparedText text, (Tensor Cos, Tensor Sin) rope)
+    {
+        var c = Config;
+        if (x.ndim != 4) throw new ArgumentException($"x must be [B, C, H, W], got {Shape(x)}", nameof(x));
+        long b = x.shape[0], height = x.shape[2], width = x.shape[3];
+        int p = c.PatchSize;
+        if (x.shape[1] != c.InChannels) throw new ArgumentException($"x has {x.shape[1]} channels, the model takes {c.InChannels}", nameof(x));
+        if (height % p != 0 || width % p != 0 || height == 0 || width == 0)
+            throw new ArgumentException($"latent size {height}x{width} must be a positive multiple of patch_size {p}", nameof(x));
+        if (text.Batch != b || text.CrossAttention.Count != c.NumLayers)
+            throw new ArgumentException($"the prepared text is for a batch of {text.Batch} and {text.CrossAttention.Count} blocks; x is a batch of {b}, the model has {c.NumLayers}", nameof(text));
+        long h = height / p, w = width / p;
+        if (timestep.ndim == 0) timestep = timestep.expand(b);
+        Expect(timestep, nameof(timestep), b);
+        Expect(rope.Cos, "rope.cos", h * w, c.AttentionHeadDim);
+        Expect(rope.Sin, "rope.sin", h * w, c.AttentionHeadDim);
+
+        using var scope = torch.NewDisposeScope();
+        var dtype = DType;
+        var device = x.device;
         var hidden = pos_embed.call(x.to(dtype));                                                   // [B, N, D]
-        var temb = time_extra_emb.forward(timestep, t5States.to(dtype), imageMetaSize, style, dtype, framePhase);   // [B, D]
-
-        var text = TextSequence(bertStates, bertMask, t5States, t5Mask);                           // [B, L, Dc]
+        var temb = time_extra_emb.WithTimestep(timestep, text.StepInvariantEmbedding, dtype);       // [B, D]
 
         var cosSin = (rope.Cos.to(ScalarType.Float32).to(device), rope.Sin.to(ScalarType.Float32).to(device));
         var skips = new Stack<Tensor>();
         for (int layer = 0; layer < c.NumLayers; layer++)
         {
             var skip = PopsSkip(layer, c.NumLayers) ? skips.Pop() : null;
-            hidden = blocks[layer].forward(hidden, text, temb, cosSin, skip);
+            hidden = blocks[layer].forward(hidden, text.CrossAttention[layer], temb, cosSin, skip);
             if (PushesSkip(layer, c.NumLayers)) skips.Push(hidden);
         }
 
@@ -180,4 +215,21 @@ public sealed class HunyuanDiT2DModel : nn.Module
     }
 
     private static string Shape(Tensor t) => SafetensorsFile.FormatShape(t.shape);
+}
+
+/// <summary>
+/// A text prepared for the transformer (<see cref="HunyuanDiT2DModel.PrepareText"/>): temb's non-timestep part [B, D] and
+/// each block's cross-attention keys and values. Owns its tensors.
+/// </summary>
+public sealed class PreparedText(long batch, Tensor stepInvariantEmbedding, IReadOnlyList<TextKeyValue> crossAttention) : IDisposable
+{
+    public long Batch { get; } = batch;
+    public Tensor StepInvariantEmbedding { get; } = stepInvariantEmbedding;
+    public IReadOnlyList<TextKeyValue> CrossAttention { get; } = crossAttention;
+
+    public void Dispose()
+    {
+        StepInvariantEmbedding.Dispose();
+        foreach (var kv in CrossAttention) kv.Dispose();
+    }
 }

@@ -47,6 +47,13 @@ public sealed class HunyuanDiTBlock : nn.Module
     /// <param name="rope">(cos, sin) [N, head_dim]</param>
     /// <param name="skip">output of the paired first-half block [B, N, D]; required exactly when this block has a skip</param>
     public Tensor forward(Tensor hiddenStates, Tensor encoderHiddenStates, Tensor temb, (Tensor Cos, Tensor Sin) rope, Tensor? skip = null)
+        => Forward(hiddenStates, encoderHiddenStates, null, temb, rope, skip);
+
+    /// <summary>The block with the text's cross-attention keys and values already projected (<see cref="HunyuanAttention.ProjectText"/> of attn2).</summary>
+    public Tensor forward(Tensor hiddenStates, TextKeyValue text, Tensor temb, (Tensor Cos, Tensor Sin) rope, Tensor? skip = null)
+        => Forward(hiddenStates, null, text, temb, rope, skip);
+
+    private Tensor Forward(Tensor hiddenStates, Tensor? encoderHiddenStates, TextKeyValue? text, Tensor temb, (Tensor Cos, Tensor Sin) rope, Tensor? skip)
     {
         if (HasSkip != skip is not null)
             throw new ArgumentException(HasSkip ? "this block has a long skip connection; pass the skip tensor" : "this block takes no skip tensor");
@@ -57,7 +64,7 @@ public sealed class HunyuanDiTBlock : nn.Module
         if (skip is not null)
             h = skip_linear!.call(skip_norm!.call(torch.cat([h, skip], -1)));     // [B, N, 2D] -> [B, N, D]
         h = h + attn1.forward(norm1.forward(h, temb), rope: rope);
-        h = h + attn2.forward(norm2.call(h), encoderHiddenStates, rope);
+        h = h + attn2.forward(norm2.call(h), encoderHiddenStates, rope, text);
         h = h + ff.call(norm3.call(h));
         return h.MoveToOuterDisposeScope();
     }
