@@ -22,6 +22,7 @@ public sealed class JobStateStore
 {
     private const int TransactionLimit = 100; // entities per entity-group transaction
     private const int MaxConflictRetries = 100;
+    private const int SmallJobPage = 1000; // the most entities one query page returns
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     private readonly TableClient _jobs;
@@ -194,6 +195,19 @@ public sealed class JobStateStore
     public async IAsyncEnumerable<ItemRecord> GetItemsAsync(string jobId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         await EnsureTablesAsync(cancellationToken);
+        // A small job comes back whole in one page of one query over its partitions (sorted here); a larger one is read
+        // partition by partition and merged, never held whole.
+        var (from, to) = ItemPartitions.Range(jobId);
+        var whole = _items.QueryAsync<ItemEntity>(
+            TableClient.CreateQueryFilter($"PartitionKey ge {from} and PartitionKey lt {to} and RowKey ne {CountsEntity.Row}"),
+            maxPerPage: SmallJobPage, cancellationToken: cancellationToken);
+        await foreach (var page in whole.AsPages(pageSizeHint: SmallJobPage).WithCancellation(cancellationToken))
+        {
+            if (page.ContinuationToken is not null) break;
+            foreach (var entity in page.Values.OrderBy(e => e.RowKey, StringComparer.Ordinal))
+                yield return ToRecord(entity);
+            yield break;
+        }
         var partitions = ItemPartitions.All(jobId).Select(partition => _items.QueryAsync<ItemEntity>(
             TableClient.CreateQueryFilter($"PartitionKey eq {partition} and RowKey ne {CountsEntity.Row}"), cancellationToken: cancellationToken)
             .GetAsyncEnumerator(cancellationToken)).ToList();

@@ -53,6 +53,16 @@ public sealed class JobStateStoreTests(AzuriteFixture azurite) : IClassFixture<A
     }
 
     [Fact]
+    public async Task A_job_too_large_for_one_query_page_is_listed_whole_in_item_id_order()
+    {
+        // Over 1,000 items: read partition by partition and merged (a small job comes back in one query page).
+        const int n = 1_100;
+        var store = await StoreWithJobAsync(NewStore(), "job-l", n);
+        var ids = await store.GetItemsAsync("job-l").Select(i => i.ItemId).ToListAsync();
+        Assert.Equal(Enumerable.Range(0, n).Select(i => $"item-{i:D4}"), ids);
+    }
+
+    [Fact]
     public async Task An_item_renders_once_and_a_redelivered_task_finds_it_done()
     {
         var store = await StoreWithJobAsync(NewStore(), "job-b", 2);
