@@ -15,6 +15,8 @@ internal sealed record StageState
     public int Step { get; init; }
     public int TotalSteps { get; init; }
     public bool Completed { get; init; }
+    /// <summary>Where an extension of a completed stage began (0: none): its steps run a schedule of their own.</summary>
+    public int ExtendedFrom { get; init; }
     public double SmoothedLoss { get; init; } = double.NaN;
     public double FirstLoss { get; init; } = double.NaN;
     public double Seconds { get; init; }
@@ -51,6 +53,7 @@ internal sealed class StageLoop
         report = null;
         var state = ReadState();
         if (state is not { Completed: true }) return false;
+        if (budget.Steps is { } steps && steps > state.TotalSteps) return false;   // a larger step budget extends it (Run)
         for (int i = 0; i < modules.Count; i++) modules[i].Shadow.load(Path.Combine(checkpointDirectory, $"ema-{i}.dat"));
         report = ToReport(state, resumed: true);
         return true;
@@ -58,6 +61,9 @@ internal sealed class StageLoop
 
     /// <param name="lossAt">The loss of step s (a scalar with a graph); must draw everything from (seed, s).</param>
     /// <param name="checkpointNote">Called at each checkpoint; its text (a diagnostic) goes into the progress message.</param>
+    /// <summary>Peak learning rate of an extension, as a fraction of the stage's.</summary>
+    public const double ExtensionPeakFraction = 0.5;
+
     public StageReport Run(Func<int, Tensor> lossAt, bool resume, CancellationToken cancellationToken, Func<string>? checkpointNote = null)
     {
         var parameters = modules.SelectMany(m => m.Live.parameters()).ToList();
@@ -79,7 +85,14 @@ internal sealed class StageLoop
             optimizer.load_state_dict(Path.Combine(checkpointDirectory, "optimizer.dat"));
             state = saved;
             resumed = true;
-            Report(state, null, 0, $"resuming {stage} at step {state.Step} of {state.TotalSteps}");
+            if (saved.Completed && budget.Steps is { } steps && steps > saved.TotalSteps)
+            {
+                // Extending a finished stage: a warm restart (SGDR), another warm-up and cosine over the new steps at
+                // half the peak rate, so the annealed weights are not thrown back to the start.
+                state = saved with { TotalSteps = steps, Completed = false, ExtendedFrom = saved.Step };
+                Report(state, null, 0, $"extending {stage} from step {saved.Step} to {steps}");
+            }
+            else Report(state, null, 0, $"resuming {stage} at step {state.Step} of {state.TotalSteps}");
         }
 
         foreach (var m in modules) m.Live.train();
@@ -91,8 +104,11 @@ internal sealed class StageLoop
         {
             cancellationToken.ThrowIfCancellationRequested();
             int step = state.Step;
-            double lr = LearningRateSchedule.At(step, state.TotalSteps == int.MaxValue ? step + 1 + budget.WarmupSteps : state.TotalSteps,
-                                                budget.LearningRate, budget.WarmupSteps, budget.MinLearningRateFraction);
+            double lr = state.ExtendedFrom > 0
+                ? LearningRateSchedule.At(step - state.ExtendedFrom, state.TotalSteps - state.ExtendedFrom,
+                                          budget.LearningRate * ExtensionPeakFraction, budget.WarmupSteps, budget.MinLearningRateFraction)
+                : LearningRateSchedule.At(step, state.TotalSteps == int.MaxValue ? step + 1 + budget.WarmupSteps : state.TotalSteps,
+                                          budget.LearningRate, budget.WarmupSteps, budget.MinLearningRateFraction);
             foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
 
             double loss;

@@ -170,6 +170,17 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
         foreach (var file in new[] { "transformer/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
                                      "text_encoder_2/model.safetensors", "vae/diffusion_pytorch_model.safetensors" })
             Assert.Equal(File.ReadAllBytes(Path.Combine(smoke.OutputDirectory, file)), File.ReadAllBytes(Path.Combine(output, file)));
+
+        // A finished stage given a larger step budget goes on from its end (a warm restart), the VAE still not re-run.
+        var third = new List<TrainingProgress>();
+        var longer = options with { Resume = true, Diffusion = options.Diffusion with { Steps = 6 } };
+        var extended = DemoTrainer.RunAsync(longer, new SmokeTraining.Progress(third), CancellationToken.None).GetAwaiter().GetResult();
+        Assert.Contains(third, p => p.Message == "extending diffusion from step 4 to 6");
+        Assert.DoesNotContain(third, p => p.Stage == "vae" && p.Loss is not null);
+        Assert.Equal([5, 6], third.Where(p => p.Stage == "diffusion" && p.Loss is not null).Select(p => p.Step));
+        Assert.Equal(6, extended.Stages[1].Steps);
+        Assert.NotEqual(File.ReadAllBytes(Path.Combine(smoke.OutputDirectory, "transformer/diffusion_pytorch_model.safetensors")),
+                        File.ReadAllBytes(Path.Combine(output, "transformer/diffusion_pytorch_model.safetensors")));
     }
 
     [Fact]
