@@ -1,4 +1,6 @@
 using BatchRender.Model.Configuration;
+using BatchRender.Model.Pipelines;
+using BatchRender.Model.Quantization;
 using BatchRender.Model.Transformers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -55,7 +57,7 @@ public class HunyuanDiT2DModelTests
         // full forward at every step, fp32 and int8 (fused k/v of cross-attention) alike.
         var config = SmallModels.Config(framePhase: true);
         var model = SmallModels.Build(config);
-        if (int8) BatchRender.Model.Quantization.ModelQuantizer.Apply(model, BatchRender.Model.Pipelines.QuantizationMode.Int8Dynamic);
+        if (int8) ModelQuantizer.Apply(model, QuantizationMode.Int8Dynamic);
         var inputs = SmallModels.RandomInputs(config);
         using var _ = torch.no_grad();
         var phase = torch.tensor(new[] { 0.25f, 0.75f }).to(D);

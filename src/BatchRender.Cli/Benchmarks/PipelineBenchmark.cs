@@ -146,7 +146,7 @@ public sealed class PipelineBenchmark(IConfiguration configuration, ILoggerFacto
     {
         // The denominator: the model's render time per item, rendered as a worker renders it (a batch of
         // Worker:BatchSize in one pass, after a warm-up pass; the median of three).
-        var batchSize = configuration.GetSection("Worker").Get<Core.Configuration.WorkerOptions>()?.BatchSize ?? new Core.Configuration.WorkerOptions().BatchSize;
+        var batchSize = configuration.GetSection(Core.Configuration.ConfigSections.Worker).Get<Core.Configuration.WorkerOptions>()?.BatchSize ?? new Core.Configuration.WorkerOptions().BatchSize;
         byte[] png;
         double renderMs;
         var quantization = WireNames.ParseQuantization(options.Quantization);

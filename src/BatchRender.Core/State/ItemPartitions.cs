@@ -57,8 +57,6 @@ public sealed class ItemPartitionTotals
 
     public void Add(string itemId) => _items[ItemPartitions.Shard(itemId)]++;
 
-    public int Items => _items.Sum();
-
     /// <summary>The shards holding items, with their item counts.</summary>
     internal IEnumerable<(int Shard, int Items)> NonEmpty =>
         _items.Select((n, shard) => (shard, n)).Where(p => p.n > 0);

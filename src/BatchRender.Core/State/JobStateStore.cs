@@ -373,22 +373,18 @@ public sealed class JobStateStore
         var useWritten = true;
         for (var attempt = 0; ; attempt++)
         {
+            var writtenCounts = useWritten ? _writtenCounts.GetValueOrDefault(partition) : null;
+            var writtenItem = writtenCounts is null ? null : _writtenItems.GetValueOrDefault((partition, itemId));
+            var fromWritten = writtenCounts is not null;
             ItemEntity entity;
             CountsEntity counts;
-            ItemEntity? writtenItem = null;
-            CountsEntity? writtenCounts = null;
-            var haveCounts = useWritten && _writtenCounts.TryGetValue(partition, out writtenCounts);
-            var fromWritten = haveCounts && _writtenItems.TryGetValue((partition, itemId), out writtenItem);
-            if (fromWritten)
-            {
-                entity = writtenItem!.Copy();
-                counts = writtenCounts!.Copy();
-            }
+            if (writtenItem is not null)
+                (entity, counts) = (writtenItem.Copy(), writtenCounts!.Copy());
             else
             {
                 // The counts row as last written here serves too (a partition's later items), the item is read.
                 var itemRead = _items.GetEntityIfExistsAsync<ItemEntity>(partition, itemId, cancellationToken: cancellationToken);
-                var countsRead = haveCounts ? null
+                var countsRead = fromWritten ? null
                     : _items.GetEntityIfExistsAsync<CountsEntity>(partition, CountsEntity.Row, cancellationToken: cancellationToken);
                 var item = await itemRead;
                 var countsRow = countsRead is null ? null : await countsRead;
@@ -400,7 +396,6 @@ public sealed class JobStateStore
                     continue;
                 }
                 (entity, counts) = (item.Value!, countsRow?.Value ?? writtenCounts!.Copy());
-                fromWritten = haveCounts;
             }
             if (!change(entity, counts, _time.GetUtcNow()))
             {
@@ -428,8 +423,8 @@ public sealed class JobStateStore
             // Only a change that finishes an item can end the job, and only one that finishes its partition (while the
             // partition's total is not recorded yet, any finished item with nothing rendering there may be the last);
             // whether it did, the other partitions say (TryEndJobAsync reads them all).
-            var c = counts;
-            var mayHaveEnded = ItemStates.IsFinished(entity.State) && c.Rendering == 0 && (c.Total == 0 || c.Finished >= c.Total);
+            var mayHaveEnded = ItemStates.IsFinished(entity.State) && counts.Rendering == 0
+                               && (counts.Total == 0 || counts.Finished >= counts.Total);
             var ended = mayHaveEnded ? await TryEndJobAsync(jobId, cancellationToken) : null;
             return new ItemTransition(true, ToRecord(entity), ended);
         }

@@ -8,9 +8,9 @@ namespace BatchRender.Model.Attention;
 /// <summary>
 /// diffusers Attention with HunyuanAttnProcessor2_0: q/k/v projections (bias), per-head LayerNorm on q and k (eps 1e-6),
 /// RoPE on q and k for self-attention and on q only for cross-attention, SDPA without a mask, output projection to_out.0.
-/// The projections are plain modules so another implementation (e.g. int8) can replace them; <see cref="ComputeQkv"/> is
-/// the single place q, k, v are computed, and <see cref="QkvProjection"/> (self-attention) and <see cref="KvProjection"/>
-/// (cross-attention) can take it over with one fused GEMM per input (as the int8 quantizer does). Cross-attention's keys
+/// The projections are plain modules so another implementation (e.g. int8) can replace them; ComputeQkv (self-attention)
+/// and ComputeKv (cross-attention) are the single places q, k, v are computed, and <see cref="QkvProjection"/> and
+/// <see cref="KvProjection"/> can take them over with one fused GEMM per input (as the int8 quantizer does). Cross-attention's keys
 /// and values depend on the text alone: <see cref="ProjectText"/> computes them once per render.
 /// </summary>
 public sealed class HunyuanAttention : nn.Module
@@ -61,17 +61,12 @@ public sealed class HunyuanAttention : nn.Module
     /// <summary>to_out.0: [heads * head_dim] -> [query_dim].</summary>
     public nn.Module<Tensor, Tensor> OutProjection => (nn.Module<Tensor, Tensor>)to_out[0];
 
-    /// <summary>q from the hidden states, k and v from the context (the hidden states for self-attention).</summary>
-    public (Tensor Query, Tensor Key, Tensor Value) ComputeQkv(Tensor hiddenStates, Tensor context)
-    {
-        if (IsCrossAttention)
-        {
-            var (k, v) = ComputeKv(context);
-            return (to_q.call(hiddenStates), k, v);
-        }
-        return QkvProjection is { } fused ? fused(hiddenStates, context) : (to_q.call(hiddenStates), to_k.call(context), to_v.call(context));
-    }
+    /// <summary>Self-attention's q, k and v, all from the hidden states [B, N, Dq] -> [B, N, H*hd] each.</summary>
+    private (Tensor Query, Tensor Key, Tensor Value) ComputeQkv(Tensor hiddenStates)
+        => QkvProjection is { } fused ? fused(hiddenStates, hiddenStates)
+            : (to_q.call(hiddenStates), to_k.call(hiddenStates), to_v.call(hiddenStates));
 
+    /// <summary>Cross-attention's k and v from the text context [B, M, Dc] -> [B, M, H*hd] each.</summary>
     private (Tensor Key, Tensor Value) ComputeKv(Tensor context) =>
         KvProjection is { } fused ? fused(context) : (to_k.call(context), to_v.call(context));
 
@@ -129,7 +124,7 @@ public sealed class HunyuanAttention : nn.Module
         }
         else
         {
-            (q, k, v) = ComputeQkv(hiddenStates, hiddenStates);
+            (q, k, v) = ComputeQkv(hiddenStates);
             k = norm_k.call(k.reshape(b, -1, Heads, HeadDim).transpose(1, 2));   // [B, H, N, hd]
             v = v.reshape(b, -1, Heads, HeadDim).transpose(1, 2);
         }

@@ -28,12 +28,12 @@ public static class SentencePieceTrainer
         var work = Directory.CreateTempSubdirectory("batchrender-spm-");
         try
         {
-            var input = Path.Combine(work.FullName, "corpus.txt");
-            File.WriteAllLines(input, corpus.Select(l => l.Replace('\n', ' ').Replace('\r', ' ')), new UTF8Encoding(false));
-            var prefix = Path.Combine(work.FullName, "spiece");
+            const string input = "corpus.txt", prefix = "spiece";
+            File.WriteAllLines(Path.Combine(work.FullName, input), corpus.Select(l => l.Replace('\n', ' ').Replace('\r', ' ')), new UTF8Encoding(false));
+            // Paths relative to the work folder: spm_train records them in the model's trainer_spec, which ships.
             var start = new ProcessStartInfo(options.Executable)
             {
-                RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false,
+                RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false, WorkingDirectory = work.FullName,
             };
             foreach (var arg in new[]
             {
@@ -72,7 +72,7 @@ public static class SentencePieceTrainer
                     throw new InvalidOperationException($"{options.Executable} failed with exit code {process.ExitCode}:\n{tail}");
                 }
             }
-            return File.ReadAllBytes(prefix + ".model");
+            return File.ReadAllBytes(Path.Combine(work.FullName, prefix + ".model"));
         }
         finally
         {
