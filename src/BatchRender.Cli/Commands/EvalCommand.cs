@@ -1,4 +1,5 @@
 using System.CommandLine;
+using BatchRender.Model.Autoencoders;
 using BatchRender.Model.Pipelines;
 using BatchRender.Training.Dataset;
 using BatchRender.Training.Evaluation;
@@ -25,8 +26,10 @@ public static class EvalCommand
         var steps = new Option<int>("--steps") { Description = "Sampler steps per render", DefaultValueFactory = _ => 20 };
         var images = new Option<int>("--images") { Description = "Image scenes (each in English and Chinese)", DefaultValueFactory = _ => 60 };
         var splitSeed = new Option<int>("--split-seed") { Description = "Seed of the held-out split (the trainer's)", DefaultValueFactory = _ => DefaultSplitSeed };
+        var vaeCeiling = new Option<bool>("--vae-ceiling")
+            { Description = "Also score the ground truth passed through the model's VAE (mode vae-roundtrip): what the DiT could reach at best" };
         var command = new Command("eval", "Score prompt adherence of a model (shape, colour, position, size, background, style; video; inpainting)")
-            { model, json, html, steps, images, splitSeed };
+            { model, json, html, steps, images, splitSeed, vaeCeiling };
         command.SetAction((parse, ct) => CliRunner.RunAsync(parse, configuration =>
         {
             var name = parse.GetValue(model)!;
@@ -44,11 +47,14 @@ public static class EvalCommand
             using var fp32 = HunyuanDiTPipeline.Load(new PipelineLoadOptions { ModelDirectory = directory, Device = worker.Device, Threads = worker.Threads });
             using var int8 = HunyuanDiTPipeline.Load(new PipelineLoadOptions
                 { ModelDirectory = directory, Device = worker.Device, Threads = worker.Threads, Quantization = QuantizationMode.Int8Dynamic });
-            using var result = new EvalRunner(new AttributeAnalyser(), new EvalRunOptions { Model = Path.GetFileName(name.TrimEnd('/')) }).Run(set,
-            [
+            var renderers = new List<(string, EvalRenderer)>
+            {
                 ("fp32", PipelineEvalRenderer.Create(fp32, set.ImageSize, settings)),
                 ("int8-dynamic", PipelineEvalRenderer.Create(int8, set.ImageSize, settings)),
-            ], ct);
+            };
+            using var vae = parse.GetValue(vaeCeiling) ? AutoencoderKL.FromPretrained(Path.Combine(directory, "vae")) : null;
+            if (vae is not null) renderers.Add(("vae-roundtrip", AutoencoderRoundTripRenderer.Create(vae, set)));
+            using var result = new EvalRunner(new AttributeAnalyser(), new EvalRunOptions { Model = Path.GetFileName(name.TrimEnd('/')) }).Run(set, renderers, ct);
 
             if (parse.GetValue(html) is { } folder)
             {

@@ -12,12 +12,14 @@ namespace BatchRender.Training.Evaluation;
 /// light blur); the commonest name is the background; connected regions of other names are object candidates.
 /// Each object's colour is the median of its most distinct pixels; its outline is where the pixel is more than
 /// half-way from the background colour to the object colour; its shape is the best intersection-over-union among
-/// the five shape templates, scaled to the same area, at a few rotations; its size follows from that area.</para></summary>
+/// the five shape templates, scaled to the same area, at a few rotations, crisp or blurred; its size follows from that area.</para></summary>
 public sealed class AttributeAnalyser
 {
     const float LabelBlurSigma = 1f;
     const float MinForegroundDelta = 12f;   // ΔE from the background below which nothing counts as an object
     static readonly float[] Rotations = [-10f, -5f, 0f, 5f, 10f];
+    /// <summary>Gaussian sigmas (pixels) at which each shape template is also drawn (<see cref="TemplateFit"/>).</summary>
+    static readonly float[] TemplateBlurs = [0f, 1.5f, 3f];
 
     /// <summary>Ink wash when the score exceeds zero (see <see cref="StyleScore"/>).</summary>
     public static float StyleScore(StyleFeatures f) =>
@@ -133,24 +135,44 @@ public sealed class AttributeAnalyser
         return new Detection(new DetectedObject(colour, bestShape, cell, size, cx, cy, pixels.Count, nominal, bestFit), pixels, inside, objectLab);
     }
 
+    /// <summary>The best intersection-over-union of the object's outline with the template drawn crisp or blurred by
+    /// each of <see cref="TemplateBlurs"/> and cut at half coverage, as the outline itself was. Blur rounds a star's
+    /// points and fills its notches, and a soft render of a star fits a circle about as well as a crisp star; the same
+    /// star blurred fits it better than either, while a circle stays a circle at any blur.</summary>
     static float TemplateFit(bool[] inside, int insideCount, Shape shape, float cx, float cy, float radius, float rotation, int w, int h)
     {
-        int x0 = Math.Max(0, (int)(cx - 1.4f * radius) - 2), x1 = Math.Min(w - 1, (int)(cx + 1.4f * radius) + 2);
-        int y0 = Math.Max(0, (int)(cy - 1.4f * radius) - 2), y1 = Math.Min(h - 1, (int)(cy + 1.4f * radius) + 2);
+        int margin = (int)MathF.Ceiling(3 * TemplateBlurs.Max()) + 2;
+        int x0 = Math.Max(0, (int)(cx - 1.4f * radius) - margin), x1 = Math.Min(w - 1, (int)(cx + 1.4f * radius) + margin);
+        int y0 = Math.Max(0, (int)(cy - 1.4f * radius) - margin), y1 = Math.Min(h - 1, (int)(cy + 1.4f * radius) + margin);
+        int ww = x1 - x0 + 1, wh = y1 - y0 + 1;
         float cos = MathF.Cos(-rotation), sin = MathF.Sin(-rotation);
-        int intersection = 0, templateArea = 0, maskInWindow = 0;
+        var template = new float[ww * wh];
+        int maskInWindow = 0;
         for (int y = y0; y <= y1; y++)
             for (int x = x0; x <= x1; x++)
             {
                 float dx = (x + 0.5f - cx) / radius, dy = (y + 0.5f - cy) / radius;
-                bool t = ShapeGeometry.Distance(shape, dx * cos - dy * sin, dx * sin + dy * cos) < 0;
-                bool m = inside[y * w + x];
-                if (t) templateArea++;
-                if (m) maskInWindow++;
-                if (t && m) intersection++;
+                if (ShapeGeometry.Distance(shape, dx * cos - dy * sin, dx * sin + dy * cos) < 0) template[(y - y0) * ww + x - x0] = 1;
+                if (inside[y * w + x]) maskInWindow++;
             }
-        int union = templateArea + insideCount - intersection; // mask pixels outside the window count too
-        return union == 0 ? 0 : intersection / (float)union;
+        float best = 0;
+        var blurred = new float[template.Length];
+        foreach (var sigma in TemplateBlurs)
+        {
+            if (sigma > 0) GaussianBlur.Apply(template, blurred, ww, wh, sigma);
+            var drawn = sigma > 0 ? blurred : template;
+            int intersection = 0, templateArea = 0;
+            for (int y = y0; y <= y1; y++)
+                for (int x = x0; x <= x1; x++)
+                {
+                    bool t = drawn[(y - y0) * ww + x - x0] >= 0.5f;
+                    if (t) templateArea++;
+                    if (t && inside[y * w + x]) intersection++;
+                }
+            int union = templateArea + insideCount - intersection; // mask pixels outside the window count too
+            if (union > 0) best = MathF.Max(best, intersection / (float)union);
+        }
+        return best;
     }
 
     // Pairs expected objects with detected ones: the assignment with the fewest attribute disagreements.

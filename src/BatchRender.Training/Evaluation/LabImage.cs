@@ -33,29 +33,9 @@ internal sealed class LabImage
     public LabImage Smoothed(float sigma)
     {
         var result = new LabImage(Width, Height);
-        int radius = (int)MathF.Ceiling(3 * sigma);
-        var kernel = new float[2 * radius + 1];
-        float sum = 0;
-        for (int k = -radius; k <= radius; k++) sum += kernel[k + radius] = MathF.Exp(-k * k / (2 * sigma * sigma));
-        for (int k = 0; k < kernel.Length; k++) kernel[k] /= sum;
-        var tmp = new float[Width * Height];
-        foreach (var (src, dst) in new[] { (L, result.L), (A, result.A), (B, result.B) })
-        {
-            for (int y = 0; y < Height; y++)
-                for (int x = 0; x < Width; x++)
-                {
-                    float s = 0;
-                    for (int k = -radius; k <= radius; k++) s += kernel[k + radius] * src[y * Width + Math.Clamp(x + k, 0, Width - 1)];
-                    tmp[y * Width + x] = s;
-                }
-            for (int y = 0; y < Height; y++)
-                for (int x = 0; x < Width; x++)
-                {
-                    float s = 0;
-                    for (int k = -radius; k <= radius; k++) s += kernel[k + radius] * tmp[Math.Clamp(y + k, 0, Height - 1) * Width + x];
-                    dst[y * Width + x] = s;
-                }
-        }
+        GaussianBlur.Apply(L, result.L, Width, Height, sigma);
+        GaussianBlur.Apply(A, result.A, Width, Height, sigma);
+        GaussianBlur.Apply(B, result.B, Width, Height, sigma);
         return result;
     }
 

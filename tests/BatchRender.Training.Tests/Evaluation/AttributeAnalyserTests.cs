@@ -51,6 +51,7 @@ public class AttributeAnalyserTests(ITestOutputHelper output)
     [InlineData(1.0f, 0f)]
     [InlineData(0f, 10f)]
     [InlineData(1.2f, 8f)]
+    [InlineData(2.0f, 0f)]
     public void Survives_blur_and_noise_at_least_95_percent(float blur, float noise)
     {
         var accuracy = Accuracy(Scenes(100, 12), blur, noise);
