@@ -29,6 +29,7 @@ def parse_args():
     p.add_argument("repeats", type=int); p.add_argument("threads", type=int); p.add_argument("output")
     p.add_argument("--inputs"); p.add_argument("--engine", default="best", choices=["best", "onednn", "qnnpack"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vae-scale-factor", type=int, default=8, help="pixels per latent (RoPE base size is 512 px)")
     p.add_argument("--skip-int8", action="store_true", help="fp32 only (golden vectors)")
     return p.parse_args()
 
@@ -305,8 +306,8 @@ class HunyuanDiT2DModel(nn.Module):
         self.proj_out = nn.Linear(dim, self.patch * self.patch * self.out_channels)
 
     def rope(self, grid_h, grid_w):
-        """Pipeline's image RoPE tables (diffusers >= 0.32 torch path), base size 32 tokens (512 px)."""
-        base = 32
+        """Pipeline's image RoPE tables (diffusers >= 0.32 torch path), base size 512 px in tokens."""
+        base = 512 // ARGS.vae_scale_factor // self.patch
         r = grid_h / grid_w
         if r > 1:
             rh, rw = base, int(round(base / grid_h * grid_w))
@@ -373,7 +374,7 @@ def make_inputs(cfg, batch, height, width, seed):
     g = torch.Generator().manual_seed(seed)
     text_len, text_len_t5 = cfg.get("text_len", 77), cfg.get("text_len_t5", 256)
     inputs = {
-        "hidden_states": torch.randn(batch, cfg.get("in_channels", 4), height // 8, width // 8, generator=g),
+        "hidden_states": torch.randn(batch, cfg.get("in_channels", 4), height // ARGS.vae_scale_factor, width // ARGS.vae_scale_factor, generator=g),
         "timestep": torch.randint(1, 1000, (batch,), generator=g).float(),
         "encoder_hidden_states": torch.randn(batch, text_len, cfg.get("cross_attention_dim", 1024), generator=g),
         "text_embedding_mask": (torch.arange(text_len)[None, :] < torch.randint(4, text_len, (batch, 1), generator=g)).long(),

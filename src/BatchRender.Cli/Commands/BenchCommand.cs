@@ -4,7 +4,9 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using BatchRender.Cli.Benchmarks;
 using BatchRender.Core.Local;
+using BatchRender.Model.Autoencoders;
 using BatchRender.Model.Benchmarks;
+using BatchRender.Model.Loading;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -99,6 +101,7 @@ public static class BenchCommand
             ? new ModelBenchmarkOptions
             {
                 ConfigName = "demo", WeightsDirectory = Path.Combine(demo, "transformer"),
+                VaeScaleFactor = AutoencoderKLConfig.Load(Path.Combine(demo, "vae", DiffusersComponent.ConfigFileName)).ScaleFactor,
                 FullRender = new PipelineFullRender(demo, PipelineFullRender.DemoRequest, "cpu", threads),
             }
             : new ModelBenchmarkOptions { ConfigName = "demo", Config = ModelBenchmarkConfigs.DemoSize };

@@ -25,6 +25,9 @@ public sealed record ModelBenchmarkOptions
     public int Batch { get; init; } = 2;
     public int Height { get; init; } = 256;
     public int Width { get; init; } = 256;
+    /// <summary>Pixels per latent of the model's VAE (8: the SDXL VAE of v1.2; the demo model's own VAE is f = 4): the
+    /// forward runs on the latent size and RoPE tables a render at <see cref="Width"/> x <see cref="Height"/> uses.</summary>
+    public int VaeScaleFactor { get; init; } = 8;
     /// <summary>Timed forwards per variant (after one warm-up each); the median is reported.</summary>
     public int Repeats { get; init; } = 5;
     public int Threads { get; init; } = 2;
@@ -107,7 +110,7 @@ public static class ModelBenchmark
                 source.SavePretrained(modelDirectory);
             }
             if (options.WeightsDirectory is not null) notes.Add($"trained weights of {options.WeightsDirectory}");
-            var inputs = Inputs.Random(config, options.Batch, options.Height, options.Width, options.Seed);
+            var inputs = Inputs.Random(config, options.Batch, options.Height, options.Width, options.VaeScaleFactor, options.Seed);
             var inputsPath = Path.Combine(work, "inputs.safetensors");
             inputs.Save(inputsPath);
             log($"{options.ConfigName}: {parameters:N0} parameters, batch {options.Batch}, {options.Width}x{options.Height} px, {inputs.Tokens} tokens");
@@ -258,6 +261,7 @@ public static class ModelBenchmark
         {
             o.AnchorScript!, Path.Combine(modelDirectory, "diffusion_pytorch_model.safetensors"), Path.Combine(modelDirectory, DiffusersComponent.ConfigFileName),
             o.Batch.ToString(), o.Height.ToString(), o.Width.ToString(), o.Repeats.ToString(), o.Threads.ToString(), outputPath, "--inputs", inputsPath,
+            "--vae-scale-factor", o.VaeScaleFactor.ToString(),
         }) start.ArgumentList.Add(a!);
         log($"PyTorch anchor: {o.PythonExecutable} {string.Join(' ', start.ArgumentList)}");
         Process process;
@@ -321,12 +325,12 @@ public static class ModelBenchmark
     private sealed record Inputs(Tensor X, Tensor Timestep, Tensor Bert, Tensor BertMask, Tensor T5, Tensor T5Mask,
                                  (Tensor Cos, Tensor Sin) Rope, Tensor? ImageMetaSize, Tensor? Style, long Tokens)
     {
-        public static Inputs Random(HunyuanDiTConfig c, int batch, int height, int width, long seed)
+        public static Inputs Random(HunyuanDiTConfig c, int batch, int height, int width, int vaeScaleFactor, long seed)
         {
-            if (height % (8 * c.PatchSize) != 0 || width % (8 * c.PatchSize) != 0)
-                throw new ArgumentException($"{width}x{height}: sizes must be multiples of {8 * c.PatchSize} px");
+            int f = vaeScaleFactor * c.PatchSize;
+            if (height % f != 0 || width % f != 0) throw new ArgumentException($"{width}x{height}: sizes must be multiples of {f} px");
             var g = new Generator((ulong)seed + 1);
-            long hl = height / 8, wl = width / 8;
+            long hl = height / vaeScaleFactor, wl = width / vaeScaleFactor;
             var bertLengths = torch.randint(4, c.TextLen, [batch, 1], generator: g);
             var t5Lengths = torch.randint(4, c.TextLenT5, [batch, 1], generator: g);
             Tensor? meta = null, style = null;
@@ -342,7 +346,7 @@ public static class ModelBenchmark
                 (torch.arange(c.TextLen).unsqueeze(0) < bertLengths).to(ScalarType.Int64),
                 torch.randn([batch, c.TextLenT5, c.CrossAttentionDimT5], generator: g),
                 (torch.arange(c.TextLenT5).unsqueeze(0) < t5Lengths).to(ScalarType.Int64),
-                HunyuanDiT2DModel.RotaryTables(height, width, c.AttentionHeadDim, c.PatchSize),
+                HunyuanDiT2DModel.RotaryTables(height, width, c.AttentionHeadDim, c.PatchSize, vaeScaleFactor),
                 meta, style, hl / c.PatchSize * (wl / c.PatchSize));
         }
 

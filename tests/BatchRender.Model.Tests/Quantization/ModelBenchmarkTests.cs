@@ -80,6 +80,22 @@ public class ModelBenchmarkTests
         }
     }
 
+    [Fact]
+    public void The_forward_runs_on_the_latents_of_the_models_own_vae()
+    {
+        var result = ModelBenchmark.Run(Options(anchor: null) with { Config = Tiny with { PatchSize = 4 }, VaeScaleFactor = 4, MeasureKernels = false });
+        Assert.Equal(16, result.Model.Tokens);          // 64 px -> 16x16 latent (f = 4) -> 4x4 patches of 4 (the demo model's layout)
+    }
+
+    /// <summary>The demo model's layout (f = 4 VAE, 4 x 4 patches): the anchor's latent size and RoPE base follow the VAE too.</summary>
+    [PyTorchAnchorFact]
+    public void PyTorch_anchor_agrees_with_TorchSharp_fp32_at_the_demo_layout()
+    {
+        var result = ModelBenchmark.Run(Options(PyTorchAnchorFactAttribute.Script) with { Config = Tiny with { PatchSize = 4 }, VaeScaleFactor = 4, MeasureKernels = false });
+        Assert.Equal(16, result.Model.Tokens);
+        Assert.True(result.SnrDb["pytorch-fp32"] >= 80, $"TorchSharp vs PyTorch fp32 SNR {result.SnrDb["pytorch-fp32"]} dB; {string.Join("; ", result.Notes)}");
+    }
+
     [PyTorchAnchorFact]
     public void PyTorch_anchor_agrees_with_TorchSharp_fp32_on_the_same_weights()
     {
