@@ -147,13 +147,11 @@ public sealed class AttributeAnalyser
         int ww = x1 - x0 + 1, wh = y1 - y0 + 1;
         float cos = MathF.Cos(-rotation), sin = MathF.Sin(-rotation);
         var template = new float[ww * wh];
-        int maskInWindow = 0;
         for (int y = y0; y <= y1; y++)
             for (int x = x0; x <= x1; x++)
             {
                 float dx = (x + 0.5f - cx) / radius, dy = (y + 0.5f - cy) / radius;
                 if (ShapeGeometry.Distance(shape, dx * cos - dy * sin, dx * sin + dy * cos) < 0) template[(y - y0) * ww + x - x0] = 1;
-                if (inside[y * w + x]) maskInWindow++;
             }
         float best = 0;
         var blurred = new float[template.Length];
