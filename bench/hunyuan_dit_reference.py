@@ -278,12 +278,13 @@ class Block(nn.Module):
 
 
 class HunyuanDiT2DModel(nn.Module):
-    def __init__(self, cfg):
+    def __init__(self, cfg, vae_scale_factor=8):
         super().__init__()
         heads, head_dim = cfg["num_attention_heads"], cfg["attention_head_dim"]
         dim = heads * head_dim
         self.cfg, self.heads, self.dim = cfg, heads, dim
         self.patch = cfg.get("patch_size", 2)
+        self.rope_base = 512 // vae_scale_factor // self.patch      # the pipeline's RoPE base size, 512 px in tokens
         self.in_channels = cfg.get("in_channels", 4)
         self.out_channels = self.in_channels * 2 if cfg.get("learn_sigma", True) else cfg.get("out_channels") or self.in_channels
         self.num_layers = cfg["num_layers"]
@@ -307,7 +308,7 @@ class HunyuanDiT2DModel(nn.Module):
 
     def rope(self, grid_h, grid_w):
         """Pipeline's image RoPE tables (diffusers >= 0.32 torch path), base size 512 px in tokens."""
-        base = 512 // ARGS.vae_scale_factor // self.patch
+        base = self.rope_base
         r = grid_h / grid_w
         if r > 1:
             rh, rw = base, int(round(base / grid_h * grid_w))
@@ -354,8 +355,8 @@ class HunyuanDiT2DModel(nn.Module):
         return x.reshape(b, self.out_channels, h * self.patch, w * self.patch)
 
 
-def load_model(weights_path, cfg):
-    model = HunyuanDiT2DModel(cfg)
+def load_model(weights_path, cfg, vae_scale_factor):
+    model = HunyuanDiT2DModel(cfg, vae_scale_factor)
     state = load_safetensors(weights_path)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -370,11 +371,11 @@ def load_model(weights_path, cfg):
     return model.eval()
 
 
-def make_inputs(cfg, batch, height, width, seed):
+def make_inputs(cfg, batch, height, width, vae_scale_factor, seed):
     g = torch.Generator().manual_seed(seed)
     text_len, text_len_t5 = cfg.get("text_len", 77), cfg.get("text_len_t5", 256)
     inputs = {
-        "hidden_states": torch.randn(batch, cfg.get("in_channels", 4), height // ARGS.vae_scale_factor, width // ARGS.vae_scale_factor, generator=g),
+        "hidden_states": torch.randn(batch, cfg.get("in_channels", 4), height // vae_scale_factor, width // vae_scale_factor, generator=g),
         "timestep": torch.randint(1, 1000, (batch,), generator=g).float(),
         "encoder_hidden_states": torch.randn(batch, text_len, cfg.get("cross_attention_dim", 1024), generator=g),
         "text_embedding_mask": (torch.arange(text_len)[None, :] < torch.randint(4, text_len, (batch, 1), generator=g)).long(),
@@ -430,8 +431,8 @@ def main():
     torch.set_num_threads(ARGS.threads)
     with open(ARGS.config) as f:
         cfg = json.load(f)
-    model = load_model(ARGS.weights, cfg)
-    inputs = load_safetensors(ARGS.inputs) if ARGS.inputs else make_inputs(cfg, ARGS.batch, ARGS.height, ARGS.width, ARGS.seed)
+    model = load_model(ARGS.weights, cfg, ARGS.vae_scale_factor)
+    inputs = load_safetensors(ARGS.inputs) if ARGS.inputs else make_inputs(cfg, ARGS.batch, ARGS.height, ARGS.width, ARGS.vae_scale_factor, ARGS.seed)
     if "hidden_states" not in inputs:
         raise SystemExit(f"{ARGS.inputs}: no 'hidden_states' tensor")
     inputs = {k: v for k, v in inputs.items() if k in HunyuanDiT2DModel.forward.__code__.co_varnames}
@@ -450,7 +451,7 @@ def main():
         per_engine = {}
         best = None
         for engine in engines:
-            qmodel = quantized(load_model(ARGS.weights, cfg), engine)
+            qmodel = quantized(load_model(ARGS.weights, cfg, ARGS.vae_scale_factor), engine)
             out, ms, samples = time_forward(qmodel, inputs, ARGS.repeats)
             per_engine[engine] = {"ms": round(ms, 2), "snrDb": round(snr_db(out, out_fp32), 2)}
             if best is None or ms < best[1]:

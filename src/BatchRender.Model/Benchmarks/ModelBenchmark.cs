@@ -25,8 +25,8 @@ public sealed record ModelBenchmarkOptions
     public int Batch { get; init; } = 2;
     public int Height { get; init; } = 256;
     public int Width { get; init; } = 256;
-    /// <summary>Pixels per latent of the model's VAE (8: the SDXL VAE of v1.2; the demo model's own VAE is f = 4): the
-    /// forward runs on the latent size and RoPE tables a render at <see cref="Width"/> x <see cref="Height"/> uses.</summary>
+    /// <summary>Pixels per latent of the model's VAE (8: the SDXL VAE of v1.2 and the demo model's): the forward runs on
+    /// the latent size and RoPE tables a render at <see cref="Width"/> x <see cref="Height"/> uses.</summary>
     public int VaeScaleFactor { get; init; } = 8;
     /// <summary>Timed forwards per variant (after one warm-up each); the median is reported.</summary>
     public int Repeats { get; init; } = 5;

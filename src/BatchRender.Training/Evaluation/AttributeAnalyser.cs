@@ -20,6 +20,8 @@ public sealed class AttributeAnalyser
     static readonly float[] Rotations = [-10f, -5f, 0f, 5f, 10f];
     /// <summary>Gaussian sigmas (pixels) at which each shape template is also drawn (<see cref="TemplateFit"/>).</summary>
     static readonly float[] TemplateBlurs = [0f, 1.5f, 3f];
+    /// <summary>Pixels beyond a template's extent that its blurred versions can reach (3 sigma of the widest blur).</summary>
+    static readonly int TemplateMargin = (int)MathF.Ceiling(3 * TemplateBlurs.Max()) + 2;
 
     /// <summary>Ink wash when the score exceeds zero (see <see cref="StyleScore"/>).</summary>
     public static float StyleScore(StyleFeatures f) =>
@@ -141,9 +143,8 @@ public sealed class AttributeAnalyser
     /// star blurred fits it better than either, while a circle stays a circle at any blur.</summary>
     static float TemplateFit(bool[] inside, int insideCount, Shape shape, float cx, float cy, float radius, float rotation, int w, int h)
     {
-        int margin = (int)MathF.Ceiling(3 * TemplateBlurs.Max()) + 2;
-        int x0 = Math.Max(0, (int)(cx - 1.4f * radius) - margin), x1 = Math.Min(w - 1, (int)(cx + 1.4f * radius) + margin);
-        int y0 = Math.Max(0, (int)(cy - 1.4f * radius) - margin), y1 = Math.Min(h - 1, (int)(cy + 1.4f * radius) + margin);
+        int x0 = Math.Max(0, (int)(cx - 1.4f * radius) - TemplateMargin), x1 = Math.Min(w - 1, (int)(cx + 1.4f * radius) + TemplateMargin);
+        int y0 = Math.Max(0, (int)(cy - 1.4f * radius) - TemplateMargin), y1 = Math.Min(h - 1, (int)(cy + 1.4f * radius) + TemplateMargin);
         int ww = x1 - x0 + 1, wh = y1 - y0 + 1;
         float cos = MathF.Cos(-rotation), sin = MathF.Sin(-rotation);
         var template = new float[ww * wh];

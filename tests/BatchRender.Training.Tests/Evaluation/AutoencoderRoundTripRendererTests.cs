@@ -1,7 +1,6 @@
 using BatchRender.Model.Autoencoders;
 using BatchRender.Training.Dataset;
 using BatchRender.Training.Evaluation;
-using SixLabors.ImageSharp.PixelFormats;
 using TorchSharp;
 
 namespace BatchRender.Training.Tests.Evaluation;
@@ -29,20 +28,11 @@ public sealed class AutoencoderRoundTripRendererTests
             for (int f = 0; f < truth.Count; f++)
             {
                 Assert.Equal((set.ImageSize, set.ImageSize), (rendered[i].Frames[f].Width, rendered[i].Frames[f].Height));
-                Assert.True(MeanAbsoluteDifference(truth[f], rendered[i].Frames[f]) > 1,
+                Assert.True(AttributeAnalyser.MeanAbsoluteChange(truth[f], rendered[i].Frames[f]) > 1f / 255,
                     $"{set.Prompts[i].Id} frame {f}: a random autoencoder returned the ground truth unchanged");
                 truth[f].Dispose();
             }
             rendered[i].Dispose();
         }
-    }
-
-    static double MeanAbsoluteDifference(SixLabors.ImageSharp.Image<Rgb24> a, SixLabors.ImageSharp.Image<Rgb24> b)
-    {
-        double sum = 0;
-        for (int y = 0; y < a.Height; y++)
-            for (int x = 0; x < a.Width; x++)
-                sum += Math.Abs(a[x, y].R - b[x, y].R) + Math.Abs(a[x, y].G - b[x, y].G) + Math.Abs(a[x, y].B - b[x, y].B);
-        return sum / (3.0 * a.Width * a.Height);
     }
 }
