@@ -21,9 +21,10 @@ public static class TrainCommand
         var vaeSteps = new Option<int?>("--vae-steps") { Description = "Step budget of the autoencoder stage (instead of minutes)" };
         var diffusionSteps = new Option<int?>("--diffusion-steps") { Description = "Step budget of the joint stage (instead of minutes)" };
         var diffusionBatch = new Option<int?>("--diffusion-batch") { Description = "Batch size of the joint stage (default: the trainer's)" };
+        var objectWeight = new Option<double?>("--diffusion-object-weight") { Description = "Extra weight of latent cells holding an object in the diffusion loss (default: the trainer's; 0: every cell alike)" };
         var vaeCrop = new Option<int?>("--vae-crop") { Description = "Train the autoencoder on random crops of this size (default: the trainer's)" };
         var command = new Command("train", "Train the bilingual demo model into models/demo")
-            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache, vaeSteps, diffusionSteps, diffusionBatch, vaeCrop };
+            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache, vaeSteps, diffusionSteps, diffusionBatch, objectWeight, vaeCrop };
         command.SetAction((parse, ct) => CliRunner.RunAsync(parse, async _ =>
         {
             var options = parse.GetValue(smoke)
@@ -35,6 +36,7 @@ public static class TrainCommand
             if (parse.GetValue(vaeSteps) is { } vs) options = options with { Vae = options.Vae with { Steps = vs, Minutes = null } };
             if (parse.GetValue(diffusionSteps) is { } ds) options = options with { Diffusion = options.Diffusion with { Steps = ds, Minutes = null } };
             if (parse.GetValue(diffusionBatch) is { } db) options = options with { Diffusion = options.Diffusion with { BatchSize = db } };
+            if (parse.GetValue(objectWeight) is { } ow) options = options with { DiffusionObjectWeight = ow };
             if (parse.GetValue(latentCache) is { } lc) options = options with { LatentCacheSize = lc };
             if (parse.GetValue(vaeCrop) is { } crop) options = options with { VaeCropSize = crop };
             TrainingReport report = null!;

@@ -117,21 +117,30 @@ internal static class AutoencoderStage
 }
 
 /// <summary>Stage b2: latents of the first N examples of the stream (posterior means, unscaled), encoded once by the
-/// trained VAE so the diffusion stage never runs the encoder. Saved in the work folder for resume.</summary>
+/// trained VAE so the diffusion stage never runs the encoder, with each latent's object cells (an
+/// <see cref="AutoencoderStage.ObjectMask"/> pooled to the latent grid: 1 where any pixel of the cell is an object's), which
+/// weight the diffusion loss. Saved in the work folder for resume.</summary>
 internal sealed class LatentCache
 {
-    private LatentCache(float[] latents, int count, long[] shape)
+    /// <summary>Written first in the file: a cache of an older layout (no object cells) is rebuilt, not misread.</summary>
+    private const string FormatVersion = "latents+objects/2";
+
+    private LatentCache(float[] latents, float[] objectCells, int count, long[] shape)
     {
         Latents = latents;
+        ObjectCells = objectCells;
         Count = count;
         Shape = shape;
     }
 
     public float[] Latents { get; }
+    /// <summary>[N, h, w]: 1 on latent cells that hold object pixels, 0 on the background.</summary>
+    public float[] ObjectCells { get; }
     public int Count { get; }
     /// <summary>[C, h, w] of one latent.</summary>
     public long[] Shape { get; }
     private int Stride => (int)(Shape[0] * Shape[1] * Shape[2]);
+    private int CellStride => (int)(Shape[1] * Shape[2]);
 
     /// <summary>1 / std of the cached latents: the scaling factor that gives the diffusion model unit-variance inputs.</summary>
     public double ScalingFactor()
@@ -143,12 +152,16 @@ internal sealed class LatentCache
     }
 
     /// <summary>The latents at the given indices, multiplied by <paramref name="scale"/>: [B, C, h, w].</summary>
-    public Tensor Batch(IReadOnlyList<int> indices, double scale)
+    public Tensor Batch(IReadOnlyList<int> indices, double scale) => Gather(Latents, Stride, indices, Shape) * scale;
+
+    /// <summary>The object cells of the latents at the given indices: [B, 1, h, w].</summary>
+    public Tensor ObjectCellBatch(IReadOnlyList<int> indices) => Gather(ObjectCells, CellStride, indices, [1, Shape[1], Shape[2]]);
+
+    private static Tensor Gather(float[] source, int stride, IReadOnlyList<int> indices, long[] shape)
     {
-        int stride = Stride;
         var buffer = new float[indices.Count * stride];
-        for (int i = 0; i < indices.Count; i++) Array.Copy(Latents, (long)indices[i] * stride, buffer, (long)i * stride, stride);
-        return (tensor(buffer).reshape([indices.Count, .. Shape]) * scale);
+        for (int i = 0; i < indices.Count; i++) Array.Copy(source, (long)indices[i] * stride, buffer, (long)i * stride, stride);
+        return tensor(buffer).reshape([indices.Count, .. shape]);
     }
 
     public static LatentCache Build(AutoencoderKL vae, DemoDataset dataset, int count, IProgress<TrainingProgress>? progress, CancellationToken ct)
@@ -156,8 +169,9 @@ internal sealed class LatentCache
         vae.eval();
         int size = dataset.Options.ImageSize, f = vae.ScaleFactor;
         long[] shape = [vae.Config.LatentChannels, size / f, size / f];
-        int stride = (int)(shape[0] * shape[1] * shape[2]);
+        int stride = (int)(shape[0] * shape[1] * shape[2]), cellStride = (int)(shape[1] * shape[2]);
         var latents = new float[(long)count * stride];
+        var objectCells = new float[(long)count * cellStride];
         var clock = System.Diagnostics.Stopwatch.StartNew();
         const int batch = 16;
         for (int start = 0; start < count; start += batch)
@@ -166,37 +180,51 @@ internal sealed class LatentCache
             using var scope = NewDisposeScope();
             using var _ = no_grad();
             int n = Math.Min(batch, count - start);
-            var (mean, _) = vae.EncodeDistribution(AutoencoderStage.Images(dataset, start, n));
+            var images = AutoencoderStage.Images(dataset, start, n);
+            var (mean, _) = vae.EncodeDistribution(images);
             mean.contiguous().data<float>().CopyTo(latents, start * stride);
+            var cells = nn.functional.max_pool2d(AutoencoderStage.ObjectMask(images), f, f);      // [n, 1, h, w]
+            cells.contiguous().data<float>().CopyTo(objectCells, start * cellStride);
             double rate = (start + n) / clock.Elapsed.TotalSeconds;
             progress?.Report(new TrainingProgress("latents", start + n, count, null, rate, clock.Elapsed, TimeSpan.FromSeconds((count - start - n) / rate)));
         }
-        return new LatentCache(latents, count, shape);
+        return new LatentCache(latents, objectCells, count, shape);
     }
 
     public void Save(string path, string fingerprint)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         using var writer = new BinaryWriter(File.Create(path + ".saving"));
+        writer.Write(FormatVersion);
         writer.Write(fingerprint);
         writer.Write(Count);
         foreach (var d in Shape) writer.Write(d);
-        var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(Latents.AsSpan());
-        writer.Write(bytes);
+        writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(Latents.AsSpan()));
+        writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(ObjectCells.AsSpan()));
         writer.Close();
         File.Move(path + ".saving", path, overwrite: true);
     }
 
-    /// <summary>The saved cache, or null when there is none or it was built by another VAE / dataset (fingerprint).</summary>
+    /// <summary>The saved cache, or null when there is none, it has an older layout, or it was built by another VAE /
+    /// dataset (fingerprint).</summary>
     public static LatentCache? TryLoad(string path, string fingerprint)
     {
         if (!File.Exists(path)) return null;
         using var reader = new BinaryReader(File.OpenRead(path));
-        if (reader.ReadString() != fingerprint) return null;
+        try
+        {
+            if (reader.ReadString() != FormatVersion || reader.ReadString() != fingerprint) return null;
+        }
+        catch (Exception e) when (e is EndOfStreamException or IOException or FormatException)
+        {
+            return null;
+        }
         int count = reader.ReadInt32();
         long[] shape = [reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64()];
         var latents = new float[count * shape[0] * shape[1] * shape[2]];
+        var objectCells = new float[count * shape[1] * shape[2]];
         reader.BaseStream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(latents.AsSpan()));
-        return new LatentCache(latents, count, shape);
+        reader.BaseStream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(objectCells.AsSpan()));
+        return new LatentCache(latents, objectCells, count, shape);
     }
 }

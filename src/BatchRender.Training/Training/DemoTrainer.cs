@@ -121,7 +121,7 @@ public static class DemoTrainer
         var diffusionLoop = new StageLoop("diffusion", [(transformer, transformerEma), (bert, bertEma), (t5, t5Ema), (heads, headsEma)], o.Diffusion, o.Seed,
                                           Path.Combine(work, "diffusion"), progress);
         var stage = new DiffusionStage(transformer, bert, t5, bertTokenizer, t5Tokenizer, cache, scaling, dataset, Scheduler, o.ImageSize, vae.ScaleFactor,
-                                       o.AttributeLossWeight > 0 ? heads : null, o.AttributeLossWeight);
+                                       o.AttributeLossWeight > 0 ? heads : null, o.AttributeLossWeight, o.DiffusionObjectWeight);
         if (!(o.Resume && diffusionLoop.TryLoadCompleted(out var diffusionReport)))
             diffusionReport = diffusionLoop.Run(stage.Loss(o.Diffusion.BatchSize, o.Seed), o.Resume, ct,
                                                 () => $"attribute loss {stage.LastAttributeLoss:F3}; {stage.ProbeTextConditioning()}");

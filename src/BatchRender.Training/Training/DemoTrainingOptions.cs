@@ -105,10 +105,10 @@ public sealed record DemoTrainingOptions
     public DemoModelSizes Sizes { get; init; } = DemoModelSizes.Demo;
     /// <summary>Captions sampled into the tokenizer corpus.</summary>
     public int TokenizerCorpusCaptions { get; init; } = 20000;
-    /// <summary>Step budgets (not minutes) so the shipped model is the same on any machine; on the 2-core AVX2 machine
-    /// the VAE takes ~20 min for 3,000 steps (64 px crops: 3.3x the images per second of whole 128 px ones; the
-    /// object-weighted loss needs more steps than 1,800 to get the background back as well) and the joint stage
-    /// ~70 min (~1.3 s per step of 32) when nothing else runs.</summary>
+    /// <summary>Step budgets (not minutes) so the shipped model is the same on any machine; on the 2-core AVX-512
+    /// machine the VAE takes 11-20 min for 3,000 steps (64 px crops: 3.3x the images per second of whole 128 px ones;
+    /// the object-weighted loss needs more steps than 1,800 to get the background back as well) and the joint stage
+    /// ~80 min for 5,600 (~0.85 s per step of 32) when nothing else runs, which keeps a whole run under 2 hours.</summary>
     public StageBudget Vae { get; init; } = new() { Steps = 3000, BatchSize = 8, LearningRate = 1e-3, WarmupSteps = 100, EmaDecay = 0.995 };
     /// <summary>The VAE trains on random crops of this size (null: whole images); see <see cref="AutoencoderStage.Crops"/>.</summary>
     public int? VaeCropSize { get; init; } = 64;
@@ -118,10 +118,13 @@ public sealed record DemoTrainingOptions
     public int LatentCacheSize { get; init; } = 16000;
     /// <summary>EMA 0.998 (a ~500-step horizon): at 0.999 a fifth of the saved weights would still come from the first
     /// half of so short a schedule.</summary>
-    public StageBudget Diffusion { get; init; } = new() { Steps = 3200, BatchSize = 32, LearningRate = 8e-4, WarmupSteps = 200, EmaDecay = 0.998 };
+    public StageBudget Diffusion { get; init; } = new() { Steps = 5600, BatchSize = 32, LearningRate = 8e-4, WarmupSteps = 200, EmaDecay = 0.998 };
     /// <summary>Weight of the text encoders' scene-attribute loss (<see cref="SceneAttributeHeads"/>) beside the v-loss;
     /// 0 trains on the diffusion loss alone.</summary>
     public double AttributeLossWeight { get; init; } = 0.1;
+    /// <summary>Extra weight of latent cells holding an object in the diffusion loss (<see cref="DiffusionStage"/>),
+    /// as <see cref="VaeObjectWeight"/> is in the VAE's; 0 weighs every cell alike.</summary>
+    public double DiffusionObjectWeight { get; init; } = 8;
     /// <summary>Weights dtype of the written model: half precision keeps models/demo under 30 MB (the loader upcasts).</summary>
     public bool HalfPrecisionWeights { get; init; } = true;
 
@@ -145,6 +148,7 @@ public sealed record DemoTrainingOptions
         if (VaeCropSize is { } crop && (crop <= 0 || crop > ImageSize || crop % Sizes.Vae.ScaleFactor != 0))
             throw new ArgumentOutOfRangeException(nameof(VaeCropSize), crop, $"must be a positive multiple of the VAE factor {Sizes.Vae.ScaleFactor}, at most the image size {ImageSize}");
         if (VaeObjectWeight < 0) throw new ArgumentOutOfRangeException(nameof(VaeObjectWeight), VaeObjectWeight, "must not be negative");
+        if (DiffusionObjectWeight < 0) throw new ArgumentOutOfRangeException(nameof(DiffusionObjectWeight), DiffusionObjectWeight, "must not be negative");
         if (AttributeLossWeight < 0) throw new ArgumentOutOfRangeException(nameof(AttributeLossWeight), AttributeLossWeight, "must not be negative");
         if (LatentCacheSize <= 0) throw new ArgumentOutOfRangeException(nameof(LatentCacheSize), LatentCacheSize, "must be positive");
         if (Sizes.Transformer.CrossAttentionDim != Sizes.Bert.HiddenSize)

@@ -12,7 +12,11 @@ namespace BatchRender.Training.Training;
 /// DDPM schedule the model ships with. Each sample is a cached scene (still, or a clip frame with its phase) whose
 /// caption is drawn afresh every time, in either language, with the dataset's unconditional (empty caption) and
 /// degraded ("blurry, low quality") shares, which are what classifier-free guidance and its negative prompt use.
-/// With <see cref="SceneAttributeHeads"/>, the text encoders also learn to state the scene their caption names.</summary>
+/// With <see cref="SceneAttributeHeads"/>, the text encoders also learn to state the scene their caption names.
+/// Objects cover a few percent of the latent grid, so a plain MSE spends almost all of its gradient on the flat
+/// background the model learns first, and the objects' colour and shape, which the prompts are about, come last: the
+/// squared error on a latent cell that holds an object weighs <c>1 + objectWeight</c> (the weighted mean keeps the
+/// loss's scale, and every cell's optimum is still the conditional mean, so only where the capacity goes changes).</summary>
 internal sealed class DiffusionStage
 {
     private readonly HunyuanDiT2DModel transformer;
@@ -29,12 +33,14 @@ internal sealed class DiffusionStage
     private readonly int numTrainTimesteps;
     private readonly SceneAttributeHeads? attributeHeads;
     private readonly double attributeLossWeight;
+    private readonly double objectWeight;
 
     public DiffusionStage(HunyuanDiT2DModel transformer, BertModel bert, T5EncoderModel t5, BertTextTokenizer bertTokenizer,
                           MT5TextTokenizer t5Tokenizer, LatentCache cache, double latentScale, DemoDataset dataset,
                           SchedulerConfig scheduler, int imageSize, int vaeScaleFactor,
-                          SceneAttributeHeads? attributeHeads = null, double attributeLossWeight = 0)
+                          SceneAttributeHeads? attributeHeads = null, double attributeLossWeight = 0, double objectWeight = 0)
     {
+        this.objectWeight = objectWeight;
         this.attributeHeads = attributeHeads;
         this.attributeLossWeight = attributeLossWeight;
         this.transformer = transformer;
@@ -82,7 +88,7 @@ internal sealed class DiffusionStage
         var timesteps = indices.Select(_ => (long)random.Next(numTrainTimesteps)).ToArray();
 
         using var generator = new Generator((ulong)SeedMixer.Mix(seed, step, 22));
-        var (loss, text) = VelocityLoss((transformer, bert, t5), indices, captions, phases, timesteps, generator);
+        var (loss, text) = VelocityLoss((transformer, bert, t5), indices, captions, phases, timesteps, generator, objectWeight);
         if (attributeHeads is null) return loss;
         var attributes = attributeHeads.Loss(text.BertStates, text.BertMask, text.T5States, text.T5Mask, drawn.Select(c => SceneAttributeTargets.For(c.Names)).ToArray());
         LastAttributeLoss = attributes.item<float>();
@@ -90,11 +96,11 @@ internal sealed class DiffusionStage
     };
 
     /// <summary>The v-prediction MSE of the cached latents at <paramref name="indices"/> noised to
-    /// <paramref name="timesteps"/> with noise from <paramref name="generator"/>, conditioned on the captions; and the
-    /// encoders' states, for the attribute heads.</summary>
+    /// <paramref name="timesteps"/> with noise from <paramref name="generator"/>, conditioned on the captions, with
+    /// object cells weighing <c>1 + objectWeight</c>; and the encoders' states, for the attribute heads.</summary>
     private (Tensor Loss, (Tensor BertStates, Tensor BertMask, Tensor T5States, Tensor T5Mask) Text) VelocityLoss(
         (HunyuanDiT2DModel Transformer, BertModel Bert, T5EncoderModel T5) nets, int[] indices, IReadOnlyList<string> captions,
-        float[] phases, long[] timesteps, Generator generator)
+        float[] phases, long[] timesteps, Generator generator, double objectWeight)
     {
         var x0 = cache.Batch(indices, latentScale);                                              // [B, 4, h, w]
         var noise = randn(x0.shape, generator: generator);
@@ -111,7 +117,9 @@ internal sealed class DiffusionStage
         var output = nets.Transformer.forward(noisy, t.to(ScalarType.Float32), bertStates, bertMask, t5States, t5Mask, rope,
                                               framePhase: tensor(phases));
         var prediction = output[.., ..(int)x0.shape[1]];
-        return (nn.functional.mse_loss(prediction, velocity), (bertStates, bertMask, t5States, t5Mask));
+        var weight = 1 + objectWeight * cache.ObjectCellBatch(indices);                           // [B, 1, h, w]
+        var loss = (weight * (prediction - velocity).pow(2)).sum() / (weight.sum() * x0.shape[1]);
+        return (loss, (bertStates, bertMask, t5States, t5Mask));
     }
 
     /// <summary>The attribute heads' loss of the latest step (NaN without heads).</summary>
@@ -121,6 +129,7 @@ internal sealed class DiffusionStage
     /// How much the captions inform the model: the v-loss of a fixed probe set (training scenes, every caption naming
     /// its scene, noise levels t in [300, 1000) where layout and colour are decided) with each scene's own caption and
     /// with its neighbour's. A model that ignores the text scores a ratio of 1; the smaller, the more it uses them.
+    /// Unweighted (every latent cell alike), so probes of runs with different object weights compare.
     /// </summary>
     /// <param name="weights">The networks to probe (the EMA shadows, say); the trained ones when null.</param>
     public TextConditioningProbe ProbeTextConditioning((HunyuanDiT2DModel Transformer, BertModel Bert, T5EncoderModel T5)? weights = null,
@@ -149,7 +158,7 @@ internal sealed class DiffusionStage
                     int n = Math.Min(32, count - start);
                     using var generator = new Generator((ulong)(seed * 1000 + start));
                     var (loss, _) = VelocityLoss(nets, indices[start..(start + n)], text[start..(start + n)], phases[start..(start + n)],
-                                                 timesteps[start..(start + n)], generator);
+                                                 timesteps[start..(start + n)], generator, objectWeight: 0);
                     sum += loss.item<float>() * n;
                 }
                 return sum / count;
