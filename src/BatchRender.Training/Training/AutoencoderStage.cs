@@ -211,14 +211,7 @@ internal sealed class LatentCache
     {
         if (!File.Exists(path)) return null;
         using var reader = new BinaryReader(File.OpenRead(path));
-        try
-        {
-            if (reader.ReadString() != FormatVersion || reader.ReadString() != fingerprint) return null;
-        }
-        catch (Exception e) when (e is EndOfStreamException or IOException or FormatException)
-        {
-            return null;
-        }
+        if (reader.ReadString() != FormatVersion || reader.ReadString() != fingerprint) return null;
         int count = reader.ReadInt32();
         long[] shape = [reader.ReadInt64(), reader.ReadInt64(), reader.ReadInt64()];
         var latents = new float[count * shape[0] * shape[1] * shape[2]];

@@ -117,9 +117,14 @@ internal sealed class DiffusionStage
         var output = nets.Transformer.forward(noisy, t.to(ScalarType.Float32), bertStates, bertMask, t5States, t5Mask, rope,
                                               framePhase: tensor(phases));
         var prediction = output[.., ..(int)x0.shape[1]];
+        return (objectWeight == 0 ? nn.functional.mse_loss(prediction, velocity) : WeightedMse(prediction, velocity, indices, objectWeight),
+                (bertStates, bertMask, t5States, t5Mask));
+    }
+
+    private Tensor WeightedMse(Tensor prediction, Tensor velocity, int[] indices, double objectWeight)
+    {
         var weight = 1 + objectWeight * cache.ObjectCellBatch(indices);                           // [B, 1, h, w]
-        var loss = (weight * (prediction - velocity).pow(2)).sum() / (weight.sum() * x0.shape[1]);
-        return (loss, (bertStates, bertMask, t5States, t5Mask));
+        return (weight * (prediction - velocity).pow(2)).sum() / (weight.sum() * velocity.shape[1]);
     }
 
     /// <summary>The attribute heads' loss of the latest step (NaN without heads).</summary>
