@@ -23,8 +23,10 @@ public static class TrainCommand
         var diffusionBatch = new Option<int?>("--diffusion-batch") { Description = "Batch size of the joint stage (default: the trainer's)" };
         var objectWeight = new Option<double?>("--diffusion-object-weight") { Description = "Extra weight of latent cells holding an object in the diffusion loss (default: the trainer's; 0: every cell alike)" };
         var vaeCrop = new Option<int?>("--vae-crop") { Description = "Train the autoencoder on random crops of this size (default: the trainer's)" };
+        var vaeFrom = new Option<string?>("--vae-from") { Description = "Take the VAE of this model directory instead of training one (e.g. models/demo)" };
+        var textWarmupSteps = new Option<int?>("--text-warmup-steps") { Description = "Steps of the text encoders' attribute warm-up before the joint stage (0: none; default: the trainer's)" };
         var command = new Command("train", "Train the bilingual demo model into models/demo")
-            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache, vaeSteps, diffusionSteps, diffusionBatch, objectWeight, vaeCrop };
+            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache, vaeSteps, diffusionSteps, diffusionBatch, objectWeight, vaeCrop, vaeFrom, textWarmupSteps };
         command.SetAction((parse, ct) => CliRunner.RunAsync(parse, async _ =>
         {
             var options = parse.GetValue(smoke)
@@ -39,6 +41,16 @@ public static class TrainCommand
             if (parse.GetValue(objectWeight) is { } ow) options = options with { DiffusionObjectWeight = ow };
             if (parse.GetValue(latentCache) is { } lc) options = options with { LatentCacheSize = lc };
             if (parse.GetValue(vaeCrop) is { } crop) options = options with { VaeCropSize = crop };
+            if (parse.GetValue(vaeFrom) is { } from)
+            {
+                if (!File.Exists(Path.Combine(from, "vae", "config.json"))) throw new CliInputException($"--vae-from: {Path.Combine(from, "vae")} is not a VAE directory (no config.json)");
+                options = options with { VaeFrom = from };
+            }
+            if (parse.GetValue(textWarmupSteps) is { } tw)
+            {
+                if (tw < 0) throw new CliInputException($"--text-warmup-steps {tw} must not be negative");
+                options = options with { TextWarmup = tw == 0 ? null : (options.TextWarmup ?? new DemoTrainingOptions().TextWarmup!) with { Steps = tw, Minutes = null } };
+            }
             TrainingReport report = null!;
             await AnsiConsole.Progress().AutoClear(false)
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())

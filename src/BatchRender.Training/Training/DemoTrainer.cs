@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using BatchRender.Model.Autoencoders;
+using BatchRender.Model.Loading;
 using BatchRender.Model.Pipelines;
 using BatchRender.Model.Quantization;
 using BatchRender.Model.Schedulers;
@@ -17,7 +18,8 @@ namespace BatchRender.Training.Training;
 
 /// <summary>
 /// Trains the bilingual demo model (<c>batchrender train</c>): (a) the two tokenizers from the demo corpus, (b) the
-/// AutoencoderKL on dataset images, then the latent cache and the VAE scaling factor, (c) BERT, T5 and the DiT jointly
+/// AutoencoderKL on dataset images (or one trained before, <see cref="DemoTrainingOptions.VaeFrom"/>), then the latent
+/// cache and the VAE scaling factor, (b3) BERT and T5 on the scene-attribute loss alone, (c) BERT, T5 and the DiT jointly
 /// on the cached latents, (d) the diffusers model directory (EMA weights) and training_report.json.
 /// Checkpoints, the cache and the tokenizers live in the work folder; the output folder only changes at the very end,
 /// component by component, so a failed or cancelled run never leaves a half-written model (other files there, such
@@ -81,18 +83,31 @@ public static class DemoTrainer
         manual_seed(SeedMixer.Mix(o.Seed, 0, 1));
         using var vae = new AutoencoderKL(vaeConfig);
         using var vaeEma = new AutoencoderKL(vaeConfig);
-        var vaeLoop = new StageLoop("vae", [(vae, vaeEma)], o.Vae, o.Seed, Path.Combine(work, "vae"), progress);
         var stages = new List<StageReport>();
-        if (!(o.Resume && vaeLoop.TryLoadCompleted(out var vaeReport)))
-            vaeReport = vaeLoop.Run(AutoencoderStage.Loss(vae, dataset, o.Vae.BatchSize, o.VaeCropSize ?? o.ImageSize, o.Seed, o.VaeObjectWeight), o.Resume, ct);
-        stages.Add(vaeReport!);
+        string vaeWeights;
+        if (o.VaeFrom is { } vaeFrom)
+        {
+            // A VAE trained before (its weights as shipped): the latent cache and everything after it are built on it.
+            var vaeDirectory = Path.Combine(Path.GetFullPath(vaeFrom), "vae");
+            DiffusersComponent.LoadStateDict(vaeEma, vaeDirectory);
+            vaeWeights = DiffusersComponent.FindWeightFiles(vaeDirectory)[0];
+            Say(progress, "vae", $"taken from {vaeDirectory} (not trained in this run)");
+        }
+        else
+        {
+            var vaeLoop = new StageLoop("vae", [(vae, vaeEma)], o.Vae, o.Seed, Path.Combine(work, "vae"), progress);
+            if (!(o.Resume && vaeLoop.TryLoadCompleted(out var vaeReport)))
+                vaeReport = vaeLoop.Run(AutoencoderStage.Loss(vae, dataset, o.Vae.BatchSize, o.VaeCropSize ?? o.ImageSize, o.Seed, o.VaeObjectWeight), o.Resume, ct);
+            stages.Add(vaeReport!);
+            vaeWeights = Path.Combine(work, "vae", "ema-0.dat");
+        }
         var (psnr, objectPsnr) = AutoencoderStage.ReconstructionPsnr(vaeEma, dataset, 32);
         Say(progress, "vae", $"reconstruction PSNR {psnr:F2} dB, {objectPsnr:F2} dB on the objects (EMA weights, 32 unseen images)");
 
         // (b2) Latent cache and scaling factor.
         clock.Restart();
         var cachePath = Path.Combine(work, "latents.bin");
-        var fingerprint = $"{o.Seed}:{o.ImageSize}:{o.LatentCacheSize}:" + Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(Path.Combine(work, "vae", "ema-0.dat"))));
+        var fingerprint = $"{o.Seed}:{o.ImageSize}:{o.LatentCacheSize}:" + Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(vaeWeights)));
         var cache = (o.Resume ? LatentCache.TryLoad(cachePath, fingerprint) : null) ?? BuildCache();
         LatentCache BuildCache()
         {
@@ -118,6 +133,18 @@ public static class DemoTrainer
         var t5Tokenizer = MT5TextTokenizer.FromDirectory(tokenizers.T5Directory, t.TextLenT5);
         using var heads = new SceneAttributeHeads(bertConfig.HiddenSize, t5Config.DModel);
         using var headsEma = new SceneAttributeHeads(bertConfig.HiddenSize, t5Config.DModel);
+        if (o.TextWarmup is { } warmup)
+        {
+            // (b3) The text encoders learn to state the scene before the DiT reads them; the joint stage starts from
+            // their EMA weights (a resumed joint stage loads its own checkpoint instead).
+            var textLoop = new StageLoop("text", [(bert, bertEma), (t5, t5Ema), (heads, headsEma)], warmup, o.Seed, Path.Combine(work, "text"), progress);
+            if (!(o.Resume && textLoop.TryLoadCompleted(out var textReport)))
+                textReport = textLoop.Run(TextEncoderWarmup.Loss(bert, t5, bertTokenizer, t5Tokenizer, heads, dataset, warmup.BatchSize, o.Seed), o.Resume, ct);
+            stages.Add(textReport!);
+            bert.load_state_dict(bertEma.state_dict());
+            t5.load_state_dict(t5Ema.state_dict());
+            heads.load_state_dict(headsEma.state_dict());
+        }
         var diffusionLoop = new StageLoop("diffusion", [(transformer, transformerEma), (bert, bertEma), (t5, t5Ema), (heads, headsEma)], o.Diffusion, o.Seed,
                                           Path.Combine(work, "diffusion"), progress);
         var stage = new DiffusionStage(transformer, bert, t5, bertTokenizer, t5Tokenizer, cache, scaling, dataset, Scheduler, o.ImageSize, vae.ScaleFactor,
@@ -140,7 +167,7 @@ public static class DemoTrainer
         long modelBytes = Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
         var report = new TrainingReport
         {
-            Seed = o.Seed, Threads = threads, Precision = precision, ImageSize = o.ImageSize, Stages = stages, VaePsnrDb = psnr, VaeObjectPsnrDb = objectPsnr,
+            Seed = o.Seed, Threads = threads, Precision = precision, ImageSize = o.ImageSize, Stages = stages, VaeFrom = o.VaeFrom, VaePsnrDb = psnr, VaeObjectPsnrDb = objectPsnr,
             VaeScalingFactor = scaling, TextConditioning = textConditioning, LatentCacheSize = cache.Count, LatentSeconds = latentSeconds, TokenizerSeconds = tokenizerSeconds,
             TotalSeconds = total.Elapsed.TotalSeconds, ModelBytes = modelBytes,
             Parameters = new Dictionary<string, long>

@@ -20,6 +20,8 @@ public sealed record TrainingReport
     public required string Precision { get; init; }
     public required int ImageSize { get; init; }
     public required IReadOnlyList<StageReport> Stages { get; init; }
+    /// <summary>The model directory whose VAE this run took instead of training one (null: trained here, stage "vae").</summary>
+    public string? VaeFrom { get; init; }
     public required double VaePsnrDb { get; init; }
     /// <summary>The same over object pixels alone: what decides whether rendered objects keep their colour and shape.</summary>
     public double VaeObjectPsnrDb { get; init; } = double.NaN;

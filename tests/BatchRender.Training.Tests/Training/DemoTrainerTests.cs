@@ -104,8 +104,9 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
     public void Report_records_every_stage_and_progress_carries_loss_and_eta()
     {
         var report = JsonSerializer.Deserialize<TrainingReport>(File.ReadAllText(Path.Combine(smoke.OutputDirectory, DemoTrainer.ReportFileName)))!;
-        Assert.Equal(["vae", "diffusion"], report.Stages.Select(s => s.Stage));
-        Assert.All(report.Stages, s => Assert.Equal(4, s.Steps));
+        Assert.Equal(["vae", "text", "diffusion"], report.Stages.Select(s => s.Stage));
+        Assert.Equal([4, 2, 4], report.Stages.Select(s => s.Steps));
+        Assert.Null(report.VaeFrom);
         Assert.All(report.Stages, s => Assert.True(double.IsFinite(s.FinalLoss) && s.FinalLoss > 0));
         Assert.True(double.IsFinite(report.VaePsnrDb));
         Assert.All(report.Parameters.Values, p => Assert.True(p > 0));
@@ -166,7 +167,8 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
         Assert.Contains(second, p => p.Message == "resuming diffusion at step 2 of 4");
         Assert.DoesNotContain(second, p => p.Stage == "vae" && p.Loss is not null);              // the finished VAE stage is not re-run
         Assert.Equal([3, 4], second.Where(p => p.Stage == "diffusion" && p.Loss is not null).Select(p => p.Step));
-        Assert.True(report.Stages[1].Resumed);
+        Assert.True(report.Stages.Single(s => s.Stage == "diffusion").Resumed);
+        Assert.DoesNotContain(second, p => p.Stage == "text" && p.Loss is not null);             // nor the finished text warm-up
         foreach (var file in new[] { "transformer/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors",
                                      "text_encoder_2/model.safetensors", "vae/diffusion_pytorch_model.safetensors" })
             Assert.Equal(File.ReadAllBytes(Path.Combine(smoke.OutputDirectory, file)), File.ReadAllBytes(Path.Combine(output, file)));
@@ -178,9 +180,28 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
         Assert.Contains(third, p => p.Message == "extending diffusion from step 4 to 6");
         Assert.DoesNotContain(third, p => p.Stage == "vae" && p.Loss is not null);
         Assert.Equal([5, 6], third.Where(p => p.Stage == "diffusion" && p.Loss is not null).Select(p => p.Step));
-        Assert.Equal(6, extended.Stages[1].Steps);
+        Assert.Equal(6, extended.Stages.Single(s => s.Stage == "diffusion").Steps);
         Assert.NotEqual(File.ReadAllBytes(Path.Combine(smoke.OutputDirectory, "transformer/diffusion_pytorch_model.safetensors")),
                         File.ReadAllBytes(Path.Combine(output, "transformer/diffusion_pytorch_model.safetensors")));
+    }
+
+    [Fact]
+    public void A_run_can_take_the_vae_of_a_trained_model_instead_of_training_one()
+    {
+        var output = Path.Combine(smoke.Root, "vae-from-model");
+        var options = smoke.Options with { OutputDirectory = output, WorkDirectory = Path.Combine(smoke.Root, "vae-from-work"), VaeFrom = smoke.OutputDirectory, TextWarmup = null };
+        var reports = new List<TrainingProgress>();
+        var report = DemoTrainer.RunAsync(options, new SmokeTraining.Progress(reports), CancellationToken.None).GetAwaiter().GetResult();
+        Assert.Equal(["diffusion"], report.Stages.Select(s => s.Stage));           // no VAE trained, no text warm-up
+        Assert.DoesNotContain(reports, p => p.Stage == "vae" && p.Loss is not null);
+        Assert.Contains(reports, p => p.Stage == "vae" && p.Message?.StartsWith("taken from ") == true);
+        Assert.Equal(smoke.OutputDirectory, report.VaeFrom);
+        Assert.Equal(smoke.Report.VaePsnrDb, report.VaePsnrDb, 1);                  // the same autoencoder, up to its fp16 copy
+        Assert.Equal(File.ReadAllBytes(Path.Combine(smoke.OutputDirectory, "vae/diffusion_pytorch_model.safetensors")),
+                     File.ReadAllBytes(Path.Combine(output, "vae/diffusion_pytorch_model.safetensors")));
+
+        var notAModel = smoke.Options with { VaeFrom = Path.Combine(smoke.Root, "nowhere") };
+        Assert.Contains("VaeFrom", Assert.ThrowsAny<ArgumentException>(() => notAModel.Validated()).Message);
     }
 
     [Fact]
