@@ -113,7 +113,7 @@ public sealed class WorkerFaultTests(AzuriteFixture azurite) : IClassFixture<Azu
         Assert.Equal(0, await h.QueueLengthAsync());
     }
 
-    private static async Task AssertExactlyOneIntactOutputPerItemAsync(WorkerHarness h, string job, IReadOnlyList<RenderTaskMessage> tasks)
+    internal static async Task AssertExactlyOneIntactOutputPerItemAsync(WorkerHarness h, string job, IReadOnlyList<RenderTaskMessage> tasks)
     {
         var blobs = (await h.ListRendersAsync(job + "/")).Select(b => b.Name).Where(n => !n.StartsWith($"{job}/{BlobLayout.JobFolder}/")).ToList();
         var expected = tasks.SelectMany(t => new[] { BlobLayout.Image(job, t.ItemId), BlobLayout.Sidecar(job, t.ItemId) }).Order().ToList();

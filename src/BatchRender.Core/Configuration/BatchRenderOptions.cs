@@ -95,6 +95,10 @@ public sealed class WorkerOptions
 {
     /// <summary>Tasks received per batch (and the most rendered in one model pass).</summary>
     [Range(1, 64)] public int BatchSize { get; set; } = 4;
+    /// <summary>Rendered batches whose outputs may still be writing (PNGs, sidecars, item state, settlement) while the
+    /// next is rendered (and the one after it received and admitted); 0 runs each batch to the end before receiving
+    /// the next.</summary>
+    [Range(0, 16)] public int BatchesWriting { get; set; } = 2;
     /// <summary>Port of /healthz and /readyz.</summary>
     [Range(1, 65535)] public int HealthPort { get; set; } = 8080;
     /// <summary>How long a SIGTERM'd worker keeps rendering before it abandons what is left (Kubernetes

@@ -24,8 +24,9 @@ namespace BatchRender.Worker.Processing;
 /// error; on its last allowed delivery (Transport:MaxDeliveryCount) dead-lettered as MaxDeliveryCountExceeded.</item>
 /// <item>Already finished (a redelivery) or its job cancelled: completed without rendering.</item>
 /// </list>
-/// On stop (SIGTERM) it receives no more, keeps working on the batch in hand for up to Worker:DrainTimeout, then
-/// abandons what is left so another worker picks it up at once.
+/// The next batch is received and admitted while the current one renders, and a batch's writes run behind the next
+/// batches' renders (up to Worker:BatchesWriting of them), so the model waits on neither the queue nor storage. On stop (SIGTERM) it receives no more, keeps working on the batches in hand for up to Worker:DrainTimeout,
+/// then abandons what is left so another worker picks it up at once.
 /// </summary>
 public sealed class RenderWorkerService(
     IRenderTaskReceiver receiver,
@@ -57,7 +58,51 @@ public sealed class RenderWorkerService(
         logger.LogInformation("Worker {WorkerId} receiving from {Queue} ({Transport}), batches of {BatchSize}",
             identity, _transport.QueueName, _transport.Kind, _options.BatchSize);
 
-        var failures = 0;
+        // Three stages overlap: the next batch is received and admitted while the current one renders, and a rendered
+        // batch's outputs are written while the next ones render (up to Worker:BatchesWriting of them; 0 runs each batch
+        // to the end before receiving the next). The model then waits on neither the queue nor storage.
+        var overlap = _options.BatchesWriting > 0;
+        var writing = new List<Task>();
+        var receiving = new BatchReceiver();
+        var next = NextBatchAsync(receiving, stoppingToken, drain.Token);
+        while (await next is { } batch)
+        {
+            // Back-pressure: storage slower than the model must not pile up rendered batches under renewed locks.
+            writing.RemoveAll(t => t.IsCompleted);
+            while (writing.Count > _options.BatchesWriting)
+            {
+                await Task.WhenAny(writing);
+                writing.RemoveAll(t => t.IsCompleted);
+            }
+            if (overlap) next = NextBatchAsync(receiving, stoppingToken, drain.Token);
+            try
+            {
+                writing.Add(LogFailureAsync(await RenderBatchAsync(batch, drain.Token), batch.Work.Count));
+            }
+            catch (Exception e)
+            {
+                // Every task of the batch has been settled or abandoned by now; one bad batch must not stop the worker.
+                logger.LogError(e, "Processing a batch of {Count} task(s) failed", batch.Work.Count);
+            }
+            if (!overlap)
+            {
+                await Task.WhenAll(writing);
+                next = NextBatchAsync(receiving, stoppingToken, drain.Token);
+            }
+        }
+        await Task.WhenAll(writing);
+        logger.LogInformation("Worker {WorkerId} stopped", identity);
+    }
+
+    /// <summary>Consecutive receive failures, for the back-off.</summary>
+    private sealed class BatchReceiver
+    {
+        public int Failures;
+    }
+
+    /// <summary>Receives the next non-empty batch and admits it (locks renewed from here on); null once stopping.</summary>
+    private async Task<AdmittedBatch?> NextBatchAsync(BatchReceiver state, CancellationToken stoppingToken, CancellationToken drain)
+    {
         while (!stoppingToken.IsCancellationRequested)
         {
             IReadOnlyList<IReceivedTask> batch;
@@ -65,7 +110,7 @@ public sealed class RenderWorkerService(
             {
                 batch = await receiver.ReceiveAsync(_options.BatchSize, ReceiveWait, stoppingToken);
                 readiness.QueueReachable = true;
-                failures = 0;
+                state.Failures = 0;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -74,31 +119,40 @@ public sealed class RenderWorkerService(
             catch (Exception e)
             {
                 readiness.QueueReachable = false;
-                var pause = TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(++failures, 5))));
-                logger.LogError(e, "Receiving tasks failed ({Failures} in a row); trying again in {Pause}", failures, pause);
+                var pause = TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(++state.Failures, 5))));
+                logger.LogError(e, "Receiving tasks failed ({Failures} in a row); trying again in {Pause}", state.Failures, pause);
                 try { await Task.Delay(pause, stoppingToken); } catch (OperationCanceledException) { break; }
                 continue;
             }
             if (batch.Count == 0) continue;
             try
             {
-                await ProcessBatchAsync(batch, drain.Token);
+                return await AdmitBatchAsync(batch, drain);
             }
             catch (Exception e)
             {
-                // Every task of the batch has been settled or abandoned by now; one bad batch must not stop the worker.
-                logger.LogError(e, "Processing a batch of {Count} task(s) failed", batch.Count);
+                logger.LogError(e, "Admitting a batch of {Count} task(s) failed", batch.Count);
             }
         }
-        logger.LogInformation("Worker {WorkerId} stopped", identity);
+        return null;
     }
 
-    /// <summary>Processes one received batch to the end: every task in it is settled when this returns.</summary>
-    internal async Task ProcessBatchAsync(IReadOnlyList<IReceivedTask> batch, CancellationToken drain)
+    private async Task LogFailureAsync(Task writes, int count)
     {
-        var work = batch.Select(received => new WorkItem(received, StartTaskSpan(received))).ToList();
-        using var renewing = new CancellationTokenSource();
-        var renewal = RenewLocksAsync(work, renewing.Token);
+        try { await writes; }
+        catch (Exception e) { logger.LogError(e, "Writing a batch of {Count} task(s) failed", count); }
+    }
+
+    /// <summary>A received batch whose tasks have been admitted (the rest already settled), with its lock renewal.</summary>
+    private sealed record AdmittedBatch(IReadOnlyList<WorkItem> Work, IReadOnlyList<WorkItem> Admitted, CancellationTokenSource Renewing, Task Renewal);
+
+    /// <summary>Starts renewing the batch's locks and admits each task (parse, checks, item state): those that should not
+    /// render are settled here.</summary>
+    private async Task<AdmittedBatch> AdmitBatchAsync(IReadOnlyList<IReceivedTask> received, CancellationToken drain)
+    {
+        var work = received.Select(r => new WorkItem(r, StartTaskSpan(r))).ToList();
+        var renewing = new CancellationTokenSource();
+        var batch = new AdmittedBatch(work, [], renewing, RenewLocksAsync(work, renewing.Token));
         try
         {
             // Each task's state round trips overlap the others' (a worker's own overhead is mostly storage latency).
@@ -108,23 +162,57 @@ public sealed class RenderWorkerService(
                 await AbandonAsync(item, "the worker shut down before rendering it");
                 return false;
             }));
-            var admitted = work.Where((_, i) => admissions[i]).ToList();
-            foreach (var group in admitted.GroupBy(w => RenderGroupKey.For(w.Message!)))
+            return batch with { Admitted = work.Where((_, i) => admissions[i]).ToList() };
+        }
+        catch
+        {
+            await CloseBatchAsync(batch, []);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Renders an admitted batch group by group, and returns as soon as the model is free for the next one, with the task
+    /// that writes the batch's outputs, records its items and settles its messages (every task of the batch is settled
+    /// when that completes).
+    /// </summary>
+    private async Task<Task> RenderBatchAsync(AdmittedBatch batch, CancellationToken drain)
+    {
+        var writes = new List<Task>();
+        try
+        {
+            foreach (var group in batch.Admitted.GroupBy(w => RenderGroupKey.For(w.Message!)))
             {
                 if (drain.IsCancellationRequested)
                 {
                     foreach (var item in group) await ReleaseAsync(item, "the worker shut down before rendering it", shutdown: true);
                     continue;
                 }
-                await RenderGroupAsync(group.ToList(), drain);
+                writes.Add(await RenderGroupAsync(group.ToList(), drain));
             }
+        }
+        catch
+        {
+            await CloseBatchAsync(batch, writes);
+            throw;
+        }
+        return CloseBatchAsync(batch, writes);
+    }
+
+    /// <summary>Waits for the batch's writes, stops renewing its locks and abandons whatever is still unsettled.</summary>
+    private async Task CloseBatchAsync(AdmittedBatch batch, IReadOnlyList<Task> writes)
+    {
+        try
+        {
+            await Task.WhenAll(writes);
         }
         finally
         {
-            await renewing.CancelAsync();
-            await renewal;
-            foreach (var item in work.Where(w => !w.Settled)) await AbandonAsync(item, "not settled");
-            foreach (var item in work) item.Span?.Dispose();
+            await batch.Renewing.CancelAsync();
+            await batch.Renewal;
+            batch.Renewing.Dispose();
+            foreach (var item in batch.Work.Where(w => !w.Settled)) await AbandonAsync(item, "not settled");
+            foreach (var item in batch.Work) item.Span?.Dispose();
         }
     }
 
@@ -183,7 +271,8 @@ public sealed class RenderWorkerService(
         }
     }
 
-    private async Task RenderGroupAsync(IReadOnlyList<WorkItem> group, CancellationToken drain)
+    /// <summary>Renders a group in one model pass; returns the task writing and settling its tasks' outputs.</summary>
+    private async Task<Task> RenderGroupAsync(IReadOnlyList<WorkItem> group, CancellationToken drain)
     {
         var messages = group.Select(w => w.Message!).ToList();
         var key = RenderGroupKey.For(messages[0]);
@@ -210,13 +299,13 @@ public sealed class RenderWorkerService(
             if (!shutdown) logger.LogError(e, "Rendering a group of {Count} failed: {Error}", group.Count, error);
             foreach (var item in group)
                 await ReleaseAsync(item, error, shutdown);
-            return;
+            return Task.CompletedTask;
         }
         var renderMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
 
         // The outputs, sidecars and state of the group's tasks are written concurrently: each task's writes are
         // independent, and waiting for them one after another would add their latencies to every pass.
-        await Task.WhenAll(group.Select((item, i) => FinishAsync(item, outcomes[i], renderMs, drain)));
+        return Task.WhenAll(group.Select((item, i) => FinishAsync(item, outcomes[i], renderMs, drain)));
     }
 
     /// <summary>Writes one rendered task's outputs and sidecar, marks its item done and completes it (or settles a failure).</summary>

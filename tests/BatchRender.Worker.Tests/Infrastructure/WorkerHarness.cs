@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Azure.Core;
+using Azure.Core.Pipeline;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using BatchRender.Core.Configuration;
@@ -84,8 +85,9 @@ public sealed class WorkerHarness
         for (var i = 0; i < copies; i++) await Sender.SendAsync(sent);
     }
 
-    /// <summary>A worker over this deployment; <paramref name="faults"/> fails a share of its blob requests.</summary>
-    public RenderWorkerService Worker(WorkerOptions? options = null, FaultInjectionPolicy? faults = null, IRenderEngine? engine = null,
+    /// <summary>A worker over this deployment; <paramref name="faults"/> (a <see cref="FaultInjectionPolicy"/>, say) sits in
+    /// its output writer's blob pipeline.</summary>
+    public RenderWorkerService Worker(WorkerOptions? options = null, HttpPipelinePolicy? faults = null, IRenderEngine? engine = null,
         ILoggerFactory? logs = null)
     {
         logs ??= NullLoggerFactory.Instance;
