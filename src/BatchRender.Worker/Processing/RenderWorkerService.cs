@@ -77,7 +77,9 @@ public sealed class RenderWorkerService(
             if (overlap) next = NextBatchAsync(receiving, stoppingToken, drain.Token);
             try
             {
-                writing.Add(LogFailureAsync(await RenderBatchAsync(batch, drain.Token), batch.Work.Count));
+                // A batch not yet started when the worker is told to stop goes straight back to the queue for another worker.
+                var handOver = stoppingToken.IsCancellationRequested;
+                writing.Add(LogFailureAsync(await RenderBatchAsync(batch, handOver, drain.Token), batch.Work.Count));
             }
             catch (Exception e)
             {
@@ -172,18 +174,19 @@ public sealed class RenderWorkerService(
     }
 
     /// <summary>
-    /// Renders an admitted batch group by group, and returns as soon as the model is free for the next one, with the task
+    /// Renders an admitted batch group by group (or, with <paramref name="handOver"/>, releases it unrendered), and
+    /// returns as soon as the model is free for the next one, with the task
     /// that writes the batch's outputs, records its items and settles its messages (every task of the batch is settled
     /// when that completes).
     /// </summary>
-    private async Task<Task> RenderBatchAsync(AdmittedBatch batch, CancellationToken drain)
+    private async Task<Task> RenderBatchAsync(AdmittedBatch batch, bool handOver, CancellationToken drain)
     {
         var writes = new List<Task>();
         try
         {
             foreach (var group in batch.Admitted.GroupBy(w => RenderGroupKey.For(w.Message!)))
             {
-                if (drain.IsCancellationRequested)
+                if (handOver || drain.IsCancellationRequested)
                 {
                     foreach (var item in group) await ReleaseAsync(item, "the worker shut down before rendering it", shutdown: true);
                     continue;
@@ -211,7 +214,7 @@ public sealed class RenderWorkerService(
             await batch.Renewing.CancelAsync();
             await batch.Renewal;
             batch.Renewing.Dispose();
-            foreach (var item in batch.Work.Where(w => !w.Settled)) await AbandonAsync(item, "not settled");
+            foreach (var item in batch.Work.Where(w => !Volatile.Read(ref w.Settled))) await AbandonAsync(item, "not settled");
             foreach (var item in batch.Work) item.Span?.Dispose();
         }
     }
@@ -288,6 +291,8 @@ public sealed class RenderWorkerService(
         try
         {
             outcomes = await engine.RenderAsync(messages, deadline.Token);
+            if (outcomes.Count != group.Count)
+                throw new InvalidOperationException($"the render engine returned {outcomes.Count} outcome(s) for {group.Count} task(s)");
         }
         catch (Exception e)
         {
@@ -311,6 +316,8 @@ public sealed class RenderWorkerService(
     /// <summary>Writes one rendered task's outputs and sidecar, marks its item done and completes it (or settles a failure).</summary>
     private async Task FinishAsync(WorkItem item, TaskRenderOutcome outcome, double groupRenderMs, CancellationToken drain)
     {
+        // The writes outlive the render group's span (they run behind the next render): trace them under the task's own.
+        Activity.Current = item.Span;
         var message = item.Message!;
         if (outcome.Failure is { } failure)
         {
@@ -392,8 +399,7 @@ public sealed class RenderWorkerService(
 
     private async Task SettleAsync(WorkItem item, string what, Func<Task> settle)
     {
-        if (item.Settled) return;
-        item.Settled = true; // first: the renewal loop leaves it alone from now on
+        if (Interlocked.Exchange(ref item.Settled, true)) return; // first: the renewal loop leaves it alone from now on
         try
         {
             await settle();
@@ -418,7 +424,7 @@ public sealed class RenderWorkerService(
             while (true)
             {
                 await Task.Delay(interval, cancellationToken);
-                await Task.WhenAll(work.Where(w => !w.Settled).Select(async w =>
+                await Task.WhenAll(work.Where(w => !Volatile.Read(ref w.Settled)).Select(async w =>
                 {
                     try
                     {
@@ -426,7 +432,7 @@ public sealed class RenderWorkerService(
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
-                        if (!w.Settled) logger.LogWarning("Renewing the lock of task {MessageId} failed: {Message}", w.Received.MessageId, e.Message);
+                        if (!Volatile.Read(ref w.Settled)) logger.LogWarning("Renewing the lock of task {MessageId} failed: {Message}", w.Received.MessageId, e.Message);
                     }
                 }));
             }
@@ -451,6 +457,6 @@ public sealed class RenderWorkerService(
         public IReceivedTask Received { get; } = received;
         public Activity? Span { get; } = span;
         public RenderTaskMessage? Message { get; set; }
-        public volatile bool Settled;
+        public bool Settled;
     }
 }
