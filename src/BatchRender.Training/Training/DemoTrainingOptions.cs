@@ -108,7 +108,8 @@ public sealed record DemoTrainingOptions
     /// <summary>Step budgets (not minutes) so the shipped model is the same on any machine; on the 2-core AVX-512
     /// machine the VAE takes 11-20 min for 3,000 steps (64 px crops: 3.3x the images per second of whole 128 px ones;
     /// the object-weighted loss needs more steps than 1,800 to get the background back as well) and the joint stage
-    /// 0.7-0.95 s per step of 32 when nothing else runs (the shipped model: 3,200, then extended to 5,200).</summary>
+    /// 0.7-0.95 s per step of 32 when nothing else runs (the shipped model: 6,000 in one schedule, after the text
+    /// warm-up).</summary>
     public StageBudget Vae { get; init; } = new() { Steps = 3000, BatchSize = 8, LearningRate = 1e-3, WarmupSteps = 100, EmaDecay = 0.995 };
     /// <summary>The VAE trains on random crops of this size (null: whole images); see <see cref="AutoencoderStage.Crops"/>.</summary>
     public int? VaeCropSize { get; init; } = 64;
@@ -124,7 +125,7 @@ public sealed record DemoTrainingOptions
     public StageBudget? TextWarmup { get; init; } = new() { Steps = 1500, BatchSize = 64, LearningRate = 1e-3, WarmupSteps = 100, EmaDecay = 0.99 };
     /// <summary>EMA 0.998 (a ~500-step horizon): at 0.999 a fifth of the saved weights would still come from the first
     /// half of so short a schedule.</summary>
-    public StageBudget Diffusion { get; init; } = new() { Steps = 3200, BatchSize = 32, LearningRate = 8e-4, WarmupSteps = 200, EmaDecay = 0.998 };
+    public StageBudget Diffusion { get; init; } = new() { Steps = 6000, BatchSize = 32, LearningRate = 8e-4, WarmupSteps = 200, EmaDecay = 0.998 };
     /// <summary>Weight of the text encoders' scene-attribute loss (<see cref="SceneAttributeHeads"/>) beside the v-loss;
     /// 0 trains on the diffusion loss alone.</summary>
     public double AttributeLossWeight { get; init; } = 0.1;
