@@ -63,8 +63,8 @@ public sealed class RenderWorkerService(
         // to the end before receiving the next). The model then waits on neither the queue nor storage.
         var overlap = _options.BatchesWriting > 0;
         var writing = new List<Task>();
-        var receiving = new BatchReceiver();
-        var next = NextBatchAsync(receiving, stoppingToken, drain.Token);
+        var failures = new ReceiveFailures();
+        var next = NextBatchAsync(failures, stoppingToken, drain.Token);
         while (await next is { } batch)
         {
             // Back-pressure: storage slower than the model must not pile up rendered batches under renewed locks.
@@ -74,7 +74,7 @@ public sealed class RenderWorkerService(
                 await Task.WhenAny(writing);
                 writing.RemoveAll(t => t.IsCompleted);
             }
-            if (overlap) next = NextBatchAsync(receiving, stoppingToken, drain.Token);
+            if (overlap) next = NextBatchAsync(failures, stoppingToken, drain.Token);
             try
             {
                 // A batch not yet started when the worker is told to stop goes straight back to the queue for another worker.
@@ -89,21 +89,21 @@ public sealed class RenderWorkerService(
             if (!overlap)
             {
                 await Task.WhenAll(writing);
-                next = NextBatchAsync(receiving, stoppingToken, drain.Token);
+                next = NextBatchAsync(failures, stoppingToken, drain.Token);
             }
         }
         await Task.WhenAll(writing);
         logger.LogInformation("Worker {WorkerId} stopped", identity);
     }
 
-    /// <summary>Consecutive receive failures, for the back-off.</summary>
-    private sealed class BatchReceiver
+    /// <summary>Consecutive receive failures, for the back-off (shared by the successive prefetches).</summary>
+    private sealed class ReceiveFailures
     {
-        public int Failures;
+        public int Count;
     }
 
     /// <summary>Receives the next non-empty batch and admits it (locks renewed from here on); null once stopping.</summary>
-    private async Task<AdmittedBatch?> NextBatchAsync(BatchReceiver state, CancellationToken stoppingToken, CancellationToken drain)
+    private async Task<AdmittedBatch?> NextBatchAsync(ReceiveFailures failures, CancellationToken stoppingToken, CancellationToken drain)
     {
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -112,7 +112,7 @@ public sealed class RenderWorkerService(
             {
                 batch = await receiver.ReceiveAsync(_options.BatchSize, ReceiveWait, stoppingToken);
                 readiness.QueueReachable = true;
-                state.Failures = 0;
+                failures.Count = 0;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -121,8 +121,8 @@ public sealed class RenderWorkerService(
             catch (Exception e)
             {
                 readiness.QueueReachable = false;
-                var pause = TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(++state.Failures, 5))));
-                logger.LogError(e, "Receiving tasks failed ({Failures} in a row); trying again in {Pause}", state.Failures, pause);
+                var pause = TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(++failures.Count, 5))));
+                logger.LogError(e, "Receiving tasks failed ({Failures} in a row); trying again in {Pause}", failures.Count, pause);
                 try { await Task.Delay(pause, stoppingToken); } catch (OperationCanceledException) { break; }
                 continue;
             }
