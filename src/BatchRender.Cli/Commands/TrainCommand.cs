@@ -41,16 +41,15 @@ public static class TrainCommand
             if (parse.GetValue(objectWeight) is { } ow) options = options with { DiffusionObjectWeight = ow };
             if (parse.GetValue(latentCache) is { } lc) options = options with { LatentCacheSize = lc };
             if (parse.GetValue(vaeCrop) is { } crop) options = options with { VaeCropSize = crop };
-            if (parse.GetValue(vaeFrom) is { } from)
-            {
-                if (!File.Exists(Path.Combine(from, "vae", "config.json"))) throw new CliInputException($"--vae-from: {Path.Combine(from, "vae")} is not a VAE directory (no config.json)");
-                options = options with { VaeFrom = from };
-            }
+            if (parse.GetValue(vaeFrom) is { } from) options = options with { VaeFrom = from };
             if (parse.GetValue(textWarmupSteps) is { } tw)
             {
                 if (tw < 0) throw new CliInputException($"--text-warmup-steps {tw} must not be negative");
                 options = options with { TextWarmup = tw == 0 ? null : (options.TextWarmup ?? new DemoTrainingOptions().TextWarmup!) with { Steps = tw, Minutes = null } };
             }
+            // Bad options (a --vae-from that is no model, say) are invalid input, named before anything trains.
+            try { options.Validated(); }
+            catch (ArgumentException e) { throw new CliInputException(e.Message); }
             TrainingReport report = null!;
             await AnsiConsole.Progress().AutoClear(false)
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())

@@ -25,8 +25,9 @@ namespace BatchRender.Worker.Processing;
 /// <item>Already finished (a redelivery) or its job cancelled: completed without rendering.</item>
 /// </list>
 /// The next batch is received and admitted while the current one renders, and a batch's writes run behind the next
-/// batches' renders (up to Worker:BatchesWriting of them), so the model waits on neither the queue nor storage. On stop (SIGTERM) it receives no more, keeps working on the batches in hand for up to Worker:DrainTimeout,
-/// then abandons what is left so another worker picks it up at once.
+/// batches' renders (up to Worker:BatchesWriting of them), so the model waits on neither the queue nor storage. On stop
+/// (SIGTERM) it receives no more, hands a batch not yet started back to the queue, keeps working on the batches in hand
+/// for up to Worker:DrainTimeout, then abandons what is left so another worker picks it up at once.
 /// </summary>
 public sealed class RenderWorkerService(
     IRenderTaskReceiver receiver,
@@ -175,9 +176,8 @@ public sealed class RenderWorkerService(
 
     /// <summary>
     /// Renders an admitted batch group by group (or, with <paramref name="handOver"/>, releases it unrendered), and
-    /// returns as soon as the model is free for the next one, with the task
-    /// that writes the batch's outputs, records its items and settles its messages (every task of the batch is settled
-    /// when that completes).
+    /// returns as soon as the model is free for the next one, with the task that writes the batch's outputs, records its
+    /// items and settles its messages (every task of the batch is settled when that completes).
     /// </summary>
     private async Task<Task> RenderBatchAsync(AdmittedBatch batch, bool handOver, CancellationToken drain)
     {
