@@ -22,11 +22,12 @@ public static class TrainCommand
         var diffusionSteps = new Option<int?>("--diffusion-steps") { Description = "Step budget of the joint stage (instead of minutes)" };
         var diffusionBatch = new Option<int?>("--diffusion-batch") { Description = "Batch size of the joint stage (default: the trainer's)" };
         var objectWeight = new Option<double?>("--diffusion-object-weight") { Description = "Extra weight of latent cells holding an object in the diffusion loss (default: the trainer's; 0: every cell alike)" };
+        var cellLossWeight = new Option<double?>("--cell-loss-weight") { Description = "Weight of the DiT's per-latent-cell colour and shape loss (default: the trainer's; 0: off)" };
         var vaeCrop = new Option<int?>("--vae-crop") { Description = "Train the autoencoder on random crops of this size (default: the trainer's)" };
         var vaeFrom = new Option<string?>("--vae-from") { Description = "Take the VAE of this model directory instead of training one (e.g. models/demo)" };
         var textWarmupSteps = new Option<int?>("--text-warmup-steps") { Description = "Steps of the text encoders' attribute warm-up before the joint stage (0: none; default: the trainer's)" };
         var command = new Command("train", "Train the bilingual demo model into models/demo")
-            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache, vaeSteps, diffusionSteps, diffusionBatch, objectWeight, vaeCrop, vaeFrom, textWarmupSteps };
+            { output, work, resume, threads, smoke, vaeMinutes, diffusionMinutes, latentCache, vaeSteps, diffusionSteps, diffusionBatch, objectWeight, cellLossWeight, vaeCrop, vaeFrom, textWarmupSteps };
         command.SetAction((parse, ct) => CliRunner.RunAsync(parse, async _ =>
         {
             var options = parse.GetValue(smoke)
@@ -39,6 +40,7 @@ public static class TrainCommand
             if (parse.GetValue(diffusionSteps) is { } ds) options = options with { Diffusion = options.Diffusion with { Steps = ds, Minutes = null } };
             if (parse.GetValue(diffusionBatch) is { } db) options = options with { Diffusion = options.Diffusion with { BatchSize = db } };
             if (parse.GetValue(objectWeight) is { } ow) options = options with { DiffusionObjectWeight = ow };
+            if (parse.GetValue(cellLossWeight) is { } cw) options = options with { CellLossWeight = cw };
             if (parse.GetValue(latentCache) is { } lc) options = options with { LatentCacheSize = lc };
             if (parse.GetValue(vaeCrop) is { } crop) options = options with { VaeCropSize = crop };
             if (parse.GetValue(vaeFrom) is { } from) options = options with { VaeFrom = from };

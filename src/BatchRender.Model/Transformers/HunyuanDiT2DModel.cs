@@ -153,7 +153,24 @@ public sealed class HunyuanDiT2DModel : nn.Module
 
     /// <summary>One denoising step on a prepared text: x, timestep and rope as for the full forward.</summary>
     /// <returns>[B, out_channels, H, W]</returns>
-    public Tensor forward(Tensor x, Tensor timestep, PreparedText text, (Tensor Cos, Tensor Sin) rope)
+    public Tensor forward(Tensor x, Tensor timestep, PreparedText text, (Tensor Cos, Tensor Sin) rope) =>
+        Forward(x, timestep, text, rope, featureBlock: -1).Output;
+
+    /// <summary>
+    /// One denoising step that also returns the token states after block <paramref name="featureBlock"/>, for
+    /// training-time heads that read what the network has understood at each position (the output is the same as
+    /// <see cref="forward(Tensor, Tensor, PreparedText, ValueTuple{Tensor, Tensor})"/>'s).
+    /// </summary>
+    /// <returns>the output [B, out_channels, H, W] and the features [B, (H/p) * (W/p), hidden]</returns>
+    public (Tensor Output, Tensor Features) ForwardWithFeatures(Tensor x, Tensor timestep, PreparedText text, (Tensor Cos, Tensor Sin) rope, int featureBlock)
+    {
+        if (featureBlock < 0 || featureBlock >= Config.NumLayers)
+            throw new ArgumentOutOfRangeException(nameof(featureBlock), featureBlock, $"the model has blocks 0 to {Config.NumLayers - 1}");
+        var (output, features) = Forward(x, timestep, text, rope, featureBlock);
+        return (output, features!);
+    }
+
+    private (Tensor Output, Tensor? Features) Forward(Tensor x, Tensor timestep, PreparedText text, (Tensor Cos, Tensor Sin) rope, int featureBlock)
     {
         var c = Config;
         if (x.ndim != 4) throw new ArgumentException($"x must be [B, C, H, W], got {Shape(x)}", nameof(x));
@@ -178,11 +195,13 @@ public sealed class HunyuanDiT2DModel : nn.Module
 
         var cosSin = (rope.Cos.to(ScalarType.Float32).to(device), rope.Sin.to(ScalarType.Float32).to(device));
         var skips = new Stack<Tensor>();
+        Tensor? features = null;
         for (int layer = 0; layer < c.NumLayers; layer++)
         {
             var skip = PopsSkip(layer, c.NumLayers) ? skips.Pop() : null;
             hidden = blocks[layer].forward(hidden, text.CrossAttention[layer], temb, cosSin, skip);
             if (PushesSkip(layer, c.NumLayers)) skips.Push(hidden);
+            if (layer == featureBlock) features = hidden;                                           // [B, N, D]
         }
 
         hidden = norm_out.forward(hidden, temb.to(ScalarType.Float32));
@@ -191,7 +210,7 @@ public sealed class HunyuanDiT2DModel : nn.Module
         var output = hidden.reshape(b, h, w, p, p, outChannels)
                            .permute(0, 5, 1, 3, 2, 4)                                               // n h w p q c -> n c h p w q
                            .reshape(b, outChannels, h * p, w * p);
-        return output.MoveToOuterDisposeScope();
+        return (output.MoveToOuterDisposeScope(), features?.MoveToOuterDisposeScope());
     }
 
     /// <summary>

@@ -145,13 +145,16 @@ public static class DemoTrainer
             t5.load_state_dict(t5Ema.state_dict());
             heads.load_state_dict(headsEma.state_dict());
         }
-        var diffusionLoop = new StageLoop("diffusion", [(transformer, transformerEma), (bert, bertEma), (t5, t5Ema), (heads, headsEma)], o.Diffusion, o.Seed,
-                                          Path.Combine(work, "diffusion"), progress);
+        using var cellHead = new LatentCellAttributeHead(t.HiddenSize, t.PatchSize);
+        using var cellHeadEma = new LatentCellAttributeHead(t.HiddenSize, t.PatchSize);
+        var diffusionLoop = new StageLoop("diffusion", [(transformer, transformerEma), (bert, bertEma), (t5, t5Ema), (heads, headsEma), (cellHead, cellHeadEma)],
+                                          o.Diffusion, o.Seed, Path.Combine(work, "diffusion"), progress);
         var stage = new DiffusionStage(transformer, bert, t5, bertTokenizer, t5Tokenizer, cache, scaling, dataset, Scheduler, o.ImageSize, vae.ScaleFactor,
-                                       o.AttributeLossWeight > 0 ? heads : null, o.AttributeLossWeight, o.DiffusionObjectWeight);
+                                       o.AttributeLossWeight > 0 ? heads : null, o.AttributeLossWeight, o.DiffusionObjectWeight,
+                                       o.CellLossWeight > 0 ? cellHead : null, o.CellLossWeight);
         if (!(o.Resume && diffusionLoop.TryLoadCompleted(out var diffusionReport)))
             diffusionReport = diffusionLoop.Run(stage.Loss(o.Diffusion.BatchSize, o.Seed), o.Resume, ct,
-                                                () => $"attribute loss {stage.LastAttributeLoss:F3}; {stage.ProbeTextConditioning()}");
+                                                () => $"attribute loss {stage.LastAttributeLoss:F3}; cell loss {stage.LastCellLoss:F3}; {stage.ProbeTextConditioning()}");
         stages.Add(diffusionReport!);
         var textConditioning = stage.ProbeTextConditioning((transformerEma, bertEma, t5Ema));
         Say(progress, "diffusion", $"EMA weights: {textConditioning}");

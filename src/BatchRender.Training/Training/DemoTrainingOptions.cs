@@ -135,6 +135,9 @@ public sealed record DemoTrainingOptions
     /// 8 for 5,600 steps: shape, size and style read right more often, but background (48-52 %) and colour (25-28 %)
     /// less, so it stays off (models/demo/README.md).</summary>
     public double DiffusionObjectWeight { get; init; }
+    /// <summary>Weight of the DiT's latent-cell attribute loss (<see cref="LatentCellAttributeHead"/>: the colour and shape
+    /// under every latent cell, read from the token states at the bottom of the U) beside the v-loss; 0 turns it off.</summary>
+    public double CellLossWeight { get; init; } = 0.1;
     /// <summary>Weights dtype of the written model: half precision keeps models/demo under 30 MB (the loader upcasts).</summary>
     public bool HalfPrecisionWeights { get; init; } = true;
 
@@ -159,6 +162,7 @@ public sealed record DemoTrainingOptions
         if (VaeCropSize is { } crop && (crop <= 0 || crop > ImageSize || crop % Sizes.Vae.ScaleFactor != 0))
             throw new ArgumentOutOfRangeException(nameof(VaeCropSize), crop, $"must be a positive multiple of the VAE factor {Sizes.Vae.ScaleFactor}, at most the image size {ImageSize}");
         if (VaeObjectWeight < 0) throw new ArgumentOutOfRangeException(nameof(VaeObjectWeight), VaeObjectWeight, "must not be negative");
+        if (CellLossWeight < 0) throw new ArgumentOutOfRangeException(nameof(CellLossWeight), CellLossWeight, "must not be negative");
         if (DiffusionObjectWeight < 0) throw new ArgumentOutOfRangeException(nameof(DiffusionObjectWeight), DiffusionObjectWeight, "must not be negative");
         if (AttributeLossWeight < 0) throw new ArgumentOutOfRangeException(nameof(AttributeLossWeight), AttributeLossWeight, "must not be negative");
         if (LatentCacheSize <= 0) throw new ArgumentOutOfRangeException(nameof(LatentCacheSize), LatentCacheSize, "must be positive");

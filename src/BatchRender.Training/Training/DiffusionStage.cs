@@ -34,12 +34,18 @@ internal sealed class DiffusionStage
     private readonly SceneAttributeHeads? attributeHeads;
     private readonly double attributeLossWeight;
     private readonly double objectWeight;
+    private readonly LatentCellAttributeHead? cellHead;
+    private readonly double cellLossWeight;
+    private readonly byte[][]? cellColours, cellShapes;                                          // per example [h * w]
 
     public DiffusionStage(HunyuanDiT2DModel transformer, BertModel bert, T5EncoderModel t5, BertTextTokenizer bertTokenizer,
                           MT5TextTokenizer t5Tokenizer, LatentCache cache, double latentScale, DemoDataset dataset,
                           SchedulerConfig scheduler, int imageSize, int vaeScaleFactor,
-                          SceneAttributeHeads? attributeHeads = null, double attributeLossWeight = 0, double objectWeight = 0)
+                          SceneAttributeHeads? attributeHeads = null, double attributeLossWeight = 0, double objectWeight = 0,
+                          LatentCellAttributeHead? cellHead = null, double cellLossWeight = 0)
     {
+        this.cellHead = cellHead;
+        this.cellLossWeight = cellLossWeight;
         this.objectWeight = objectWeight;
         this.attributeHeads = attributeHeads;
         this.attributeLossWeight = attributeLossWeight;
@@ -52,6 +58,12 @@ internal sealed class DiffusionStage
         this.latentScale = latentScale;
         datasetOptions = dataset.Options;
         examples = Enumerable.Range(0, cache.Count).Select(i => dataset.GetExample(i)).ToArray();
+        if (cellHead is not null)
+        {
+            var targets = examples.Select(e => LatentCellTargets.For(e, datasetOptions.ImageSize, (int)cache.Shape[1])).ToArray();
+            cellColours = targets.Select(t => t.Colour).ToArray();
+            cellShapes = targets.Select(t => t.Shape).ToArray();
+        }
         var schedule = NoiseSchedule.FromConfig(scheduler);
         numTrainTimesteps = schedule.NumTrainTimesteps;
         var abar = tensor(schedule.AlphasCumprod.Select(a => (float)a).ToArray());
@@ -88,19 +100,36 @@ internal sealed class DiffusionStage
         var timesteps = indices.Select(_ => (long)random.Next(numTrainTimesteps)).ToArray();
 
         using var generator = new Generator((ulong)SeedMixer.Mix(seed, step, 22));
-        var (loss, text) = VelocityLoss((transformer, bert, t5), indices, captions, phases, timesteps, generator, objectWeight);
+        var (loss, text, features) = VelocityLoss((transformer, bert, t5), indices, captions, phases, timesteps, generator, objectWeight,
+                                                  withFeatures: cellHead is not null);
+        if (cellHead is not null)
+        {
+            var cells = cellHead.Loss(features!, CellTargets(cellColours!, indices), CellTargets(cellShapes!, indices));
+            LastCellLoss = cells.item<float>();
+            loss = loss + cellLossWeight * cells;
+        }
         if (attributeHeads is null) return loss;
         var attributes = attributeHeads.Loss(text.BertStates, text.BertMask, text.T5States, text.T5Mask, drawn.Select(c => SceneAttributeTargets.For(c.Names)).ToArray());
         LastAttributeLoss = attributes.item<float>();
         return loss + attributeLossWeight * attributes;
     };
 
+    /// <summary>[B, h, w] int64 classes of the examples at <paramref name="indices"/>.</summary>
+    private Tensor CellTargets(byte[][] perExample, int[] indices)
+    {
+        long h = cache.Shape[1], w = cache.Shape[2];
+        var flat = new long[indices.Length * h * w];
+        for (int i = 0; i < indices.Length; i++)
+            for (int j = 0; j < h * w; j++) flat[i * h * w + j] = perExample[indices[i]][j];
+        return tensor(flat, [indices.Length, h, w]);
+    }
+
     /// <summary>The v-prediction MSE of the cached latents at <paramref name="indices"/> noised to
     /// <paramref name="timesteps"/> with noise from <paramref name="generator"/>, conditioned on the captions, with
     /// object cells weighing <c>1 + objectWeight</c>; and the encoders' states, for the attribute heads.</summary>
-    private (Tensor Loss, (Tensor BertStates, Tensor BertMask, Tensor T5States, Tensor T5Mask) Text) VelocityLoss(
+    private (Tensor Loss, (Tensor BertStates, Tensor BertMask, Tensor T5States, Tensor T5Mask) Text, Tensor? Features) VelocityLoss(
         (HunyuanDiT2DModel Transformer, BertModel Bert, T5EncoderModel T5) nets, int[] indices, IReadOnlyList<string> captions,
-        float[] phases, long[] timesteps, Generator generator, double objectWeight)
+        float[] phases, long[] timesteps, Generator generator, double objectWeight, bool withFeatures = false)
     {
         var x0 = cache.Batch(indices, latentScale);                                              // [B, 4, h, w]
         var noise = randn(x0.shape, generator: generator);
@@ -114,11 +143,18 @@ internal sealed class DiffusionStage
         var (t5Ids, t5Mask) = t5Tokenizer.EncodeBatch(captions);
         var bertStates = nets.Bert.forward(bertIds, bertMask);                                    // [B, text_len, D]
         var t5States = nets.T5.forward(t5Ids, t5Mask);                                            // [B, text_len_t5, D5]
-        var output = nets.Transformer.forward(noisy, t.to(ScalarType.Float32), bertStates, bertMask, t5States, t5Mask, rope,
+        Tensor output, features = null!;
+        if (withFeatures)
+        {
+            using var text = nets.Transformer.PrepareText(bertStates, bertMask, t5States, t5Mask, framePhase: tensor(phases));
+            (output, features) = nets.Transformer.ForwardWithFeatures(noisy, t.to(ScalarType.Float32), text, rope, FeatureBlock(nets.Transformer));
+        }
+        else
+            output = nets.Transformer.forward(noisy, t.to(ScalarType.Float32), bertStates, bertMask, t5States, t5Mask, rope,
                                               framePhase: tensor(phases));
         var prediction = output[.., ..(int)x0.shape[1]];
         return (objectWeight == 0 ? nn.functional.mse_loss(prediction, velocity) : WeightedMse(prediction, velocity, indices, objectWeight),
-                (bertStates, bertMask, t5States, t5Mask));
+                (bertStates, bertMask, t5States, t5Mask), withFeatures ? features : null);
     }
 
     private Tensor WeightedMse(Tensor prediction, Tensor velocity, int[] indices, double objectWeight)
@@ -129,6 +165,13 @@ internal sealed class DiffusionStage
 
     /// <summary>The attribute heads' loss of the latest step (NaN without heads).</summary>
     public double LastAttributeLoss { get; private set; } = double.NaN;
+
+    /// <summary>The latent-cell head's loss of the latest step (NaN without it).</summary>
+    public double LastCellLoss { get; private set; } = double.NaN;
+
+    /// <summary>The block whose token states <see cref="LatentCellAttributeHead"/> reads: the bottom of the U (the last
+    /// block before the long skips come back), where the text has been read and the output not yet drawn.</summary>
+    public static int FeatureBlock(HunyuanDiT2DModel transformer) => transformer.Config.NumLayers / 2;
 
     /// <summary>
     /// How much the captions inform the model: the v-loss of a fixed probe set (training scenes, every caption naming
@@ -162,7 +205,7 @@ internal sealed class DiffusionStage
                     using var inner = NewDisposeScope();
                     int n = Math.Min(32, count - start);
                     using var generator = new Generator((ulong)(seed * 1000 + start));
-                    var (loss, _) = VelocityLoss(nets, indices[start..(start + n)], text[start..(start + n)], phases[start..(start + n)],
+                    var (loss, _, _) = VelocityLoss(nets, indices[start..(start + n)], text[start..(start + n)], phases[start..(start + n)],
                                                  timesteps[start..(start + n)], generator, objectWeight: 0);
                     sum += loss.item<float>() * n;
                 }

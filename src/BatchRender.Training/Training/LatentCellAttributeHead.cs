@@ -1,0 +1,79 @@
+using BatchRender.Training.Dataset;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace BatchRender.Training.Training;
+
+/// <summary>
+/// What each latent cell of an example shows: the colour and the shape of the object covering the cell's centre
+/// (class 0 = background; the object drawn last wins, as in <see cref="SceneRenderer"/>), from the very placement the
+/// cached image was rendered with (<see cref="SceneLayout.Place"/> with the example's render seed and frame phase).
+/// </summary>
+internal static class LatentCellTargets
+{
+    public static int ColourClasses => Palette.Colours.Count + 1;
+    public static int ShapeClasses => Palette.Shapes.Count + 1;
+
+    /// <summary>[cells] colour classes and [cells] shape classes, row by row over the <paramref name="grid"/> x
+    /// <paramref name="grid"/> latent grid of an <paramref name="imageSize"/> image.</summary>
+    public static (byte[] Colour, byte[] Shape) For(TrainingExample example, int imageSize, int grid)
+    {
+        var objects = SceneLayout.Place(example.Scene, imageSize, imageSize, example.RenderSeed, example.FramePhase ?? 1f);
+        var colour = new byte[grid * grid];
+        var shape = new byte[grid * grid];
+        float cell = (float)imageSize / grid;
+        for (int row = 0; row < grid; row++)
+        for (int column = 0; column < grid; column++)
+        {
+            float px = (column + 0.5f) * cell, py = (row + 0.5f) * cell;
+            foreach (var o in objects)
+                if (SceneRenderer.Distance(o, px, py) < 0)
+                {
+                    colour[row * grid + column] = (byte)(1 + (int)o.Colour);
+                    shape[row * grid + column] = (byte)(1 + (int)o.Shape);
+                }
+        }
+        return (colour, shape);
+    }
+}
+
+/// <summary>
+/// A training-only linear head (not part of the shipped model) that reads, from the DiT's token states after one block,
+/// the colour and shape of what every latent cell under the token shows (<see cref="LatentCellTargets"/>). The text
+/// attribute heads make the encoders state the scene; this makes the DiT bind it to positions: at high noise the
+/// noisy latent says nothing, so a token can only know that it is part of a red star by attending to the words that say
+/// so. Without it that binding is learnt only through the v-loss, where an object's colour is a few percent of the
+/// error; the renders then put objects in the right place and size but take a neighbouring hue or the other object's
+/// colour. It unpatchifies like proj_out: each token predicts its p x p cells.
+/// </summary>
+internal sealed class LatentCellAttributeHead : nn.Module
+{
+    public Linear proj;
+    private readonly int patchSize;
+
+    public LatentCellAttributeHead(long hiddenSize, int patchSize) : base(nameof(LatentCellAttributeHead))
+    {
+        this.patchSize = patchSize;
+        proj = nn.Linear(hiddenSize, (long)patchSize * patchSize * (LatentCellTargets.ColourClasses + LatentCellTargets.ShapeClasses));
+        RegisterComponents();
+    }
+
+    /// <summary>Mean of the colour and shape cross-entropies over every latent cell.</summary>
+    /// <param name="features">[B, (h/p) * (w/p), hidden] token states</param>
+    /// <param name="colour">[B, h, w] colour classes</param>
+    /// <param name="shape">[B, h, w] shape classes</param>
+    public Tensor Loss(Tensor features, Tensor colour, Tensor shape)
+    {
+        using var scope = NewDisposeScope();
+        long b = colour.shape[0], h = colour.shape[1], w = colour.shape[2];
+        int p = patchSize, classes = LatentCellTargets.ColourClasses + LatentCellTargets.ShapeClasses;
+        var logits = proj.call(features)                                                         // [B, N, p*p*K]
+            .reshape(b, h / p, w / p, p, p, classes)
+            .permute(0, 5, 1, 3, 2, 4)                                                            // n h w p q k -> n k h p w q
+            .reshape(b, classes, h, w);
+        var colourLoss = nn.functional.cross_entropy(logits[.., ..LatentCellTargets.ColourClasses], colour);
+        var shapeLoss = nn.functional.cross_entropy(logits[.., LatentCellTargets.ColourClasses..], shape);
+        return ((colourLoss + shapeLoss) / 2).MoveToOuterDisposeScope();
+    }
+}
