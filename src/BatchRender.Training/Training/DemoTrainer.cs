@@ -170,7 +170,8 @@ public static class DemoTrainer
         long modelBytes = Directory.EnumerateFiles(staging, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
         var report = new TrainingReport
         {
-            Seed = o.Seed, Threads = threads, Precision = precision, ImageSize = o.ImageSize, Stages = stages, VaeFrom = o.VaeFrom, VaePsnrDb = psnr, VaeObjectPsnrDb = objectPsnr,
+            Seed = o.Seed, Threads = threads, Precision = precision, ImageSize = o.ImageSize, Stages = stages, VaeFrom = o.VaeFrom, AttributeLossWeight = o.AttributeLossWeight, CellLossWeight = o.CellLossWeight, DiffusionObjectWeight = o.DiffusionObjectWeight,
+            VaePsnrDb = psnr, VaeObjectPsnrDb = objectPsnr,
             VaeScalingFactor = scaling, TextConditioning = textConditioning, LatentCacheSize = cache.Count, LatentSeconds = latentSeconds, TokenizerSeconds = tokenizerSeconds,
             TotalSeconds = total.Elapsed.TotalSeconds, ModelBytes = modelBytes,
             Parameters = new Dictionary<string, long>

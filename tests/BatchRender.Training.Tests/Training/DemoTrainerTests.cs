@@ -107,6 +107,8 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
         Assert.Equal(["vae", "text", "diffusion"], report.Stages.Select(s => s.Stage));
         Assert.Equal([4, 2, 4], report.Stages.Select(s => s.Steps));
         Assert.Null(report.VaeFrom);
+        Assert.Equal((smoke.Options.AttributeLossWeight, smoke.Options.CellLossWeight), (report.AttributeLossWeight, report.CellLossWeight));
+        Assert.True(report.CellLossWeight > 0);
         Assert.All(report.Stages, s => Assert.True(double.IsFinite(s.FinalLoss) && s.FinalLoss > 0));
         Assert.True(double.IsFinite(report.VaePsnrDb));
         Assert.All(report.Parameters.Values, p => Assert.True(p > 0));
@@ -121,6 +123,8 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
             Assert.Contains(smoke.Reports, r => r.Message?.Contains("bf16") == true);
             Assert.Contains(smoke.Reports, r => r.Stage == "diffusion" && r.Message?.StartsWith("checkpoint at step 4; attribute loss") == true
                                                 && r.Message.Contains("probe v-loss"));
+            // The latent-cell head trains with the joint stage: its loss is a finite number at every checkpoint.
+            Assert.Contains(smoke.Reports, r => r.Stage == "diffusion" && System.Text.RegularExpressions.Regex.IsMatch(r.Message ?? "", @"cell loss \d+\.\d{3};"));
             Assert.Contains(smoke.Reports, r => r.Stage == "latents" && r.Step == smoke.Options.LatentCacheSize);
         }
     }
