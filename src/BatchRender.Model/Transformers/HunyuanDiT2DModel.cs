@@ -206,11 +206,18 @@ public sealed class HunyuanDiT2DModel : nn.Module
 
         hidden = norm_out.forward(hidden, temb.to(ScalarType.Float32));
         hidden = proj_out.call(hidden);                                                             // [B, N, p*p*out]
-        int outChannels = c.OutChannels;
-        var output = hidden.reshape(b, h, w, p, p, outChannels)
-                           .permute(0, 5, 1, 3, 2, 4)                                               // n h w p q c -> n c h p w q
-                           .reshape(b, outChannels, h * p, w * p);
+        var output = Unpatchify(hidden, h, w, p);
         return (output.MoveToOuterDisposeScope(), features?.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Per-token values back onto the latent grid: [B, h * w, p*p*C] (tokens row by row, as the patch embedding
+    /// numbers them) -> [B, C, h * p, w * p], each token's values on the p x p cells it covers.</summary>
+    public static Tensor Unpatchify(Tensor tokens, long h, long w, int p)
+    {
+        long b = tokens.shape[0], channels = tokens.shape[2] / (p * p);
+        return tokens.reshape(b, h, w, p, p, channels)
+                     .permute(0, 5, 1, 3, 2, 4)                                                     // n h w p q c -> n c h p w q
+                     .reshape(b, channels, h * p, w * p);
     }
 
     /// <summary>

@@ -147,8 +147,11 @@ public static class DemoTrainer
         }
         using var cellHead = new LatentCellAttributeHead(t.HiddenSize, t.PatchSize);
         using var cellHeadEma = new LatentCellAttributeHead(t.HiddenSize, t.PatchSize);
-        var diffusionLoop = new StageLoop("diffusion", [(transformer, transformerEma), (bert, bertEma), (t5, t5Ema), (heads, headsEma), (cellHead, cellHeadEma)],
-                                          o.Diffusion, o.Seed, Path.Combine(work, "diffusion"), progress);
+        // The latent-cell head is trained (and checkpointed) only when it is on, so a run with it off resumes checkpoints
+        // written before it existed.
+        List<(nn.Module, nn.Module)> diffusionModules = [(transformer, transformerEma), (bert, bertEma), (t5, t5Ema), (heads, headsEma)];
+        if (o.CellLossWeight > 0) diffusionModules.Add((cellHead, cellHeadEma));
+        var diffusionLoop = new StageLoop("diffusion", diffusionModules, o.Diffusion, o.Seed, Path.Combine(work, "diffusion"), progress);
         var stage = new DiffusionStage(transformer, bert, t5, bertTokenizer, t5Tokenizer, cache, scaling, dataset, Scheduler, o.ImageSize, vae.ScaleFactor,
                                        o.AttributeLossWeight > 0 ? heads : null, o.AttributeLossWeight, o.DiffusionObjectWeight,
                                        o.CellLossWeight > 0 ? cellHead : null, o.CellLossWeight);

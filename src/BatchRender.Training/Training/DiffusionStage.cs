@@ -126,7 +126,8 @@ internal sealed class DiffusionStage
 
     /// <summary>The v-prediction MSE of the cached latents at <paramref name="indices"/> noised to
     /// <paramref name="timesteps"/> with noise from <paramref name="generator"/>, conditioned on the captions, with
-    /// object cells weighing <c>1 + objectWeight</c>; and the encoders' states, for the attribute heads.</summary>
+    /// object cells weighing <c>1 + objectWeight</c>; the encoders' states, for the attribute heads; and, with
+    /// <paramref name="withFeatures"/>, the DiT's token states after <see cref="FeatureBlock"/>, for the latent-cell head.</summary>
     private (Tensor Loss, (Tensor BertStates, Tensor BertMask, Tensor T5States, Tensor T5Mask) Text, Tensor? Features) VelocityLoss(
         (HunyuanDiT2DModel Transformer, BertModel Bert, T5EncoderModel T5) nets, int[] indices, IReadOnlyList<string> captions,
         float[] phases, long[] timesteps, Generator generator, double objectWeight, bool withFeatures = false)

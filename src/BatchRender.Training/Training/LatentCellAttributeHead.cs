@@ -1,3 +1,4 @@
+using BatchRender.Model.Transformers;
 using BatchRender.Training.Dataset;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -59,19 +60,20 @@ internal sealed class LatentCellAttributeHead : nn.Module
         RegisterComponents();
     }
 
-    /// <summary>Mean of the colour and shape cross-entropies over every latent cell.</summary>
+    /// <summary>[B, N, hidden] token states -> [B, colour + shape classes, h, w] logits per latent cell.</summary>
+    public Tensor Logits(Tensor features, long h, long w) =>
+        HunyuanDiT2DModel.Unpatchify(proj.call(features), h / patchSize, w / patchSize, patchSize);
+
+    /// <summary>Mean of the colour and shape cross-entropies over every latent cell. Every example counts, those whose
+    /// caption was dropped too: the DiT sees the image in the noisy latent, and what it cannot know there (at high noise
+    /// without words) only teaches the head a prior.</summary>
     /// <param name="features">[B, (h/p) * (w/p), hidden] token states</param>
     /// <param name="colour">[B, h, w] colour classes</param>
     /// <param name="shape">[B, h, w] shape classes</param>
     public Tensor Loss(Tensor features, Tensor colour, Tensor shape)
     {
         using var scope = NewDisposeScope();
-        long b = colour.shape[0], h = colour.shape[1], w = colour.shape[2];
-        int p = patchSize, classes = LatentCellTargets.ColourClasses + LatentCellTargets.ShapeClasses;
-        var logits = proj.call(features)                                                         // [B, N, p*p*K]
-            .reshape(b, h / p, w / p, p, p, classes)
-            .permute(0, 5, 1, 3, 2, 4)                                                            // n h w p q k -> n k h p w q
-            .reshape(b, classes, h, w);
+        var logits = Logits(features, colour.shape[1], colour.shape[2]);                          // [B, K, h, w]
         var colourLoss = nn.functional.cross_entropy(logits[.., ..LatentCellTargets.ColourClasses], colour);
         var shapeLoss = nn.functional.cross_entropy(logits[.., LatentCellTargets.ColourClasses..], shape);
         return ((colourLoss + shapeLoss) / 2).MoveToOuterDisposeScope();

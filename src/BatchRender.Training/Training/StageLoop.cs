@@ -54,9 +54,21 @@ internal sealed class StageLoop
         var state = ReadState();
         if (state is not { Completed: true }) return false;
         if (budget.Steps is { } steps && steps > state.TotalSteps) return false;   // a larger step budget extends it (Run)
+        RequireSameModules();
         for (int i = 0; i < modules.Count; i++) modules[i].Shadow.load(Path.Combine(checkpointDirectory, $"ema-{i}.dat"));
         report = ToReport(state, resumed: true);
         return true;
+    }
+
+    /// <summary>A checkpoint holds one live and one EMA file per module; a run that trains another set of modules (a
+    /// training-only head added or left out since, say) cannot continue it, and says so instead of failing on a file.</summary>
+    private void RequireSameModules()
+    {
+        int saved = 0;
+        while (File.Exists(Path.Combine(checkpointDirectory, $"live-{saved}.dat"))) saved++;
+        if (saved != modules.Count)
+            throw new InvalidOperationException($"{checkpointDirectory}: the checkpoint holds {saved} networks, this run trains {modules.Count} " +
+                                                "(a training-only head turned on or off since, e.g. --cell-loss-weight); run without --resume, or with the options it was trained with");
     }
 
     /// <param name="lossAt">The loss of step s (a scalar with a graph); must draw everything from (seed, s).</param>
@@ -77,6 +89,7 @@ internal sealed class StageLoop
             if (saved.Seed != seed) throw new InvalidOperationException($"{checkpointDirectory}: checkpoint was trained with seed {saved.Seed}, not {seed}");
             if (saved.BatchSize != budget.BatchSize)
                 throw new InvalidOperationException($"{checkpointDirectory}: checkpoint was trained with batch size {saved.BatchSize}, not {budget.BatchSize}");
+            RequireSameModules();
             for (int i = 0; i < modules.Count; i++)
             {
                 modules[i].Live.load(Path.Combine(checkpointDirectory, $"live-{i}.dat"));

@@ -22,11 +22,12 @@ public sealed record TrainingReport
     public required IReadOnlyList<StageReport> Stages { get; init; }
     /// <summary>The model directory whose VAE this run took instead of training one (null: trained here, stage "vae").</summary>
     public string? VaeFrom { get; init; }
-    /// <summary>The joint stage's auxiliary loss weights (text attribute heads, DiT latent-cell head, object cells in the
-    /// v-loss), so a report says which recipe made its model.</summary>
-    public double AttributeLossWeight { get; init; }
-    public double CellLossWeight { get; init; }
-    public double DiffusionObjectWeight { get; init; }
+    /// <summary>Weight of the text attribute heads' loss in the joint stage (null in reports written before session 8).</summary>
+    public double? AttributeLossWeight { get; init; }
+    /// <summary>Weight of the DiT latent-cell head's loss in the joint stage (null in reports written before it existed).</summary>
+    public double? CellLossWeight { get; init; }
+    /// <summary>Extra weight of object cells in the v-loss (null in reports written before session 8).</summary>
+    public double? DiffusionObjectWeight { get; init; }
     public required double VaePsnrDb { get; init; }
     /// <summary>The same over object pixels alone: what decides whether rendered objects keep their colour and shape.</summary>
     public double VaeObjectPsnrDb { get; init; } = double.NaN;

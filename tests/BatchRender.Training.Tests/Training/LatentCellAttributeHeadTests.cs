@@ -15,7 +15,7 @@ public class LatentCellAttributeHeadTests
     {
         var scene = new SceneSpec(ObjectColour.Blue,
             [new SceneObject(Shape.Star, ObjectColour.Red, new GridCell(0, 0), ObjectSize.Large),
-             new SceneObject(Shape.Square, ObjectColour.Yellow, new GridCell(2, 2), ObjectSize.Small)], RenderStyle.Flat);
+             new SceneObject(Shape.Square, ObjectColour.Yellow, new GridCell(0, 2), ObjectSize.Small)], RenderStyle.Flat);
         var example = new TrainingExample(0, scene, Language.English, "", null, false, 17);
         var (colour, shape) = LatentCellTargets.For(example, 128, 16);
         using var image = Dataset.Render(example);
@@ -37,11 +37,12 @@ public class LatentCellAttributeHeadTests
         Assert.Contains((byte)(1 + (int)ObjectColour.Yellow), colour);
         Assert.Contains((byte)(1 + (int)Shape.Star), shape);
         Assert.Contains((byte)(1 + (int)Shape.Square), shape);
-        // The large star sits in the top-left ninth of the grid, the small square in the bottom-right one.
+        // The large star lies in the top-left grid cell (rows and columns 0-5 of 16, a cell of the margin for its jitter),
+        // the small square in the top-right one.
         for (int cell = 0; cell < 256; cell++)
         {
             if (colour[cell] == 1 + (int)ObjectColour.Red) Assert.True(cell / 16 < 7 && cell % 16 < 7, $"red at cell {cell}");
-            if (colour[cell] == 1 + (int)ObjectColour.Yellow) Assert.True(cell / 16 > 9 && cell % 16 > 9, $"yellow at cell {cell}");
+            if (colour[cell] == 1 + (int)ObjectColour.Yellow) Assert.True(cell / 16 < 7 && cell % 16 > 9, $"yellow at cell {cell}");
         }
     }
 
@@ -73,8 +74,17 @@ public class LatentCellAttributeHeadTests
         Assert.InRange(loss.item<float>(), 1.0, 3.5);
         loss.backward();
         Assert.True(features.grad!.abs().sum().item<float>() > 0);
-        // The head's unpatchify matches the transformer's: a token's logits land on its own p x p cells, so a head
-        // can fit per-cell targets exactly from per-token features holding them.
+        // A token's logits land on the p x p cells it covers, as the transformer's output does: token 5 (row 1, column 1 of
+        // the 4 x 4 tokens) drives cells 2-3 x 2-3 of the 8 x 8 grid and nothing else.
+        using (no_grad())
+        {
+            var oneToken = zeros(1, 16, 8);
+            oneToken[0, 5] = ones(8);
+            var delta = head.Logits(oneToken, 8, 8) - head.Logits(zeros(1, 16, 8), 8, 8);       // [1, K, 8, 8]
+            var touched = delta.abs().sum(1)[0] > 1e-6;                                             // [8, 8]
+            Assert.Equal(4, touched.sum().item<long>());
+            Assert.True(touched[2..4, 2..4].all().item<bool>());
+        }
         var optimizer = optim.Adam(head.parameters(), 0.05);
         var fixedFeatures = randn(2, 16, 8);
         float first = 0, last = 0;
@@ -113,6 +123,8 @@ public class LatentCellAttributeHeadTests
         var (output, features) = model.ForwardWithFeatures(x, t, text, rope, featureBlock: 2);
         Assert.True(allclose(plain, output, rtol: 1e-5, atol: 1e-6));
         Assert.Equal([2L, 16, 16], features.shape);
+        var (_, earlier) = model.ForwardWithFeatures(x, t, text, rope, featureBlock: 1);
+        Assert.False(allclose(earlier, features));                                                // a block's own states
         Assert.Throws<ArgumentOutOfRangeException>(() => model.ForwardWithFeatures(x, t, text, rope, featureBlock: 4));
     }
 }
