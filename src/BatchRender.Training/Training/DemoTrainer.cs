@@ -145,16 +145,17 @@ public static class DemoTrainer
             t5.load_state_dict(t5Ema.state_dict());
             heads.load_state_dict(headsEma.state_dict());
         }
-        using var cellHead = new LatentCellAttributeHead(t.HiddenSize, t.PatchSize);
-        using var cellHeadEma = new LatentCellAttributeHead(t.HiddenSize, t.PatchSize);
-        // The latent-cell head is trained (and checkpointed) only when it is on, so a run with it off resumes checkpoints
+        // The latent-cell head exists (and is checkpointed) only when it is on, so a run with it off resumes checkpoints
         // written before it existed.
+        bool cellHeadOn = o.CellLossWeight > 0;
+        using var cellHead = cellHeadOn ? new LatentCellAttributeHead(t.HiddenSize, t.PatchSize) : null;
+        using var cellHeadEma = cellHeadOn ? new LatentCellAttributeHead(t.HiddenSize, t.PatchSize) : null;
         List<(nn.Module, nn.Module)> diffusionModules = [(transformer, transformerEma), (bert, bertEma), (t5, t5Ema), (heads, headsEma)];
-        if (o.CellLossWeight > 0) diffusionModules.Add((cellHead, cellHeadEma));
+        if (cellHeadOn) diffusionModules.Add((cellHead!, cellHeadEma!));
         var diffusionLoop = new StageLoop("diffusion", diffusionModules, o.Diffusion, o.Seed, Path.Combine(work, "diffusion"), progress);
         var stage = new DiffusionStage(transformer, bert, t5, bertTokenizer, t5Tokenizer, cache, scaling, dataset, Scheduler, o.ImageSize, vae.ScaleFactor,
                                        o.AttributeLossWeight > 0 ? heads : null, o.AttributeLossWeight, o.DiffusionObjectWeight,
-                                       o.CellLossWeight > 0 ? cellHead : null, o.CellLossWeight);
+                                       cellHead, o.CellLossWeight);
         if (!(o.Resume && diffusionLoop.TryLoadCompleted(out var diffusionReport)))
             diffusionReport = diffusionLoop.Run(stage.Loss(o.Diffusion.BatchSize, o.Seed), o.Resume, ct,
                                                 () => $"attribute loss {stage.LastAttributeLoss:F3}; cell loss {stage.LastCellLoss:F3}; {stage.ProbeTextConditioning()}");

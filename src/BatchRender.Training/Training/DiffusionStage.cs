@@ -144,7 +144,8 @@ internal sealed class DiffusionStage
         var (t5Ids, t5Mask) = t5Tokenizer.EncodeBatch(captions);
         var bertStates = nets.Bert.forward(bertIds, bertMask);                                    // [B, text_len, D]
         var t5States = nets.T5.forward(t5Ids, t5Mask);                                            // [B, text_len_t5, D5]
-        Tensor output, features = null!;
+        Tensor output;
+        Tensor? features = null;
         if (withFeatures)
         {
             using var text = nets.Transformer.PrepareText(bertStates, bertMask, t5States, t5Mask, framePhase: tensor(phases));
@@ -155,7 +156,7 @@ internal sealed class DiffusionStage
                                               framePhase: tensor(phases));
         var prediction = output[.., ..(int)x0.shape[1]];
         return (objectWeight == 0 ? nn.functional.mse_loss(prediction, velocity) : WeightedMse(prediction, velocity, indices, objectWeight),
-                (bertStates, bertMask, t5States, t5Mask), withFeatures ? features : null);
+                (bertStates, bertMask, t5States, t5Mask), features);
     }
 
     private Tensor WeightedMse(Tensor prediction, Tensor velocity, int[] indices, double objectWeight)
