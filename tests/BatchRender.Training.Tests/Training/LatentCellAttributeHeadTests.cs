@@ -101,6 +101,32 @@ public class LatentCellAttributeHeadTests
     }
 
     [Fact]
+    public void The_loss_weighs_a_background_cell_at_the_background_weight_of_an_object_cell()
+    {
+        manual_seed(4);
+        using var head = new LatentCellAttributeHead(hiddenSize: 8, patchSize: 2);
+        using var _ = no_grad();
+        var features = randn(1, 4, 8);                                                            // 2 x 2 tokens of 4 x 4 cells
+        var colour = zeros(new long[] { 1, 4, 4 }, dtype: ScalarType.Int64);
+        var shape = zeros(new long[] { 1, 4, 4 }, dtype: ScalarType.Int64);
+        colour[0, 1, 2] = 3; shape[0, 1, 2] = 2;                                                  // one object cell of 16
+        // By hand: each group's per-cell cross-entropy, averaged with weight w on background cells and 1 on the object's.
+        var logits = head.Logits(features, 4, 4);                                                 // [1, K, 4, 4]
+        double Weighted(Tensor groupLogits, Tensor target)
+        {
+            var perCell = nn.functional.cross_entropy(groupLogits, target, reduction: nn.Reduction.None)[0]; // [4, 4]
+            double w = LatentCellAttributeHead.BackgroundWeight;
+            double objectLoss = perCell[1, 2].item<float>();
+            double background = perCell.sum().item<float>() - objectLoss;
+            return (w * background + objectLoss) / (15 * w + 1);
+        }
+        double expected = (Weighted(logits[.., ..LatentCellTargets.ColourClasses], colour)
+                         + Weighted(logits[.., LatentCellTargets.ColourClasses..], shape)) / 2;
+        Assert.Equal(expected, head.Loss(features, colour, shape).item<float>(), 4);
+        Assert.InRange(LatentCellAttributeHead.BackgroundWeight, 0.01, 0.99);
+    }
+
+    [Fact]
     public void Forward_with_features_returns_the_same_output_as_forward_and_the_block_states()
     {
         manual_seed(1);
