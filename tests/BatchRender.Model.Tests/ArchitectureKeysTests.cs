@@ -84,4 +84,24 @@ public class ArchitectureKeysTests
             withPhase.Keys.Except(plain.Keys).Order(StringComparer.Ordinal));
         Assert.Empty(plain.Keys.Except(withPhase.Keys));
     }
+
+    [Fact]
+    public void FramePhaseToken_AddsOnlyItsEmbedder_AndNeedsThePhaseEmbedding()
+    {
+        var withPhase = MetaShapes(SmallModels.Config(framePhase: true));
+        var withToken = MetaShapes(SmallModels.Config(framePhase: true, framePhaseToken: true));
+        Assert.Equal(
+            ["frame_phase_token_embedder.linear_1.bias", "frame_phase_token_embedder.linear_1.weight",
+             "frame_phase_token_embedder.linear_2.bias", "frame_phase_token_embedder.linear_2.weight"],
+            withToken.Keys.Except(withPhase.Keys).Order(StringComparer.Ordinal));
+        Assert.Equal([24L, 256], withToken["frame_phase_token_embedder.linear_1.weight"]);          // sinusoid -> cross_attention_dim
+        Assert.Empty(withPhase.Keys.Except(withToken.Keys));
+
+        var e = Assert.Throws<InvalidDataException>(() => SmallModels.Config(framePhaseToken: true).Validate("t/config.json"));
+        Assert.Contains("t/config.json: frame_phase_token", e.Message);
+        var json = SmallModels.Config(framePhase: true, framePhaseToken: true).ToJsonObject();
+        Assert.True(json["frame_phase_token"]!.GetValue<bool>());
+        Assert.Equal(SmallModels.Config(framePhase: true, framePhaseToken: true), HunyuanDiTConfig.FromJson(json.ToJsonString()));
+        Assert.False(SmallModels.Config(framePhase: true).ToJsonObject().ContainsKey("frame_phase_token"));
+    }
 }

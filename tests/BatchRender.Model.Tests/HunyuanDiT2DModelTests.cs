@@ -49,13 +49,15 @@ public class HunyuanDiT2DModelTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void A_prepared_text_serves_every_timestep_as_the_full_forward_does(bool int8)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void A_prepared_text_serves_every_timestep_as_the_full_forward_does(bool int8, bool phaseToken)
     {
         // What a render computes once (cross-attention keys and values, temb's text part) gives the outputs of the
         // full forward at every step, fp32 and int8 (fused k/v of cross-attention) alike.
-        var config = SmallModels.Config(framePhase: true);
+        var config = SmallModels.Config(framePhase: true, framePhaseToken: phaseToken);
         var model = SmallModels.Build(config);
         if (int8) ModelQuantizer.Apply(model, QuantizationMode.Int8Dynamic);
         var inputs = SmallModels.RandomInputs(config);
@@ -210,6 +212,23 @@ public class HunyuanDiT2DModelTests
         var b = inputs.Run(model, torch.tensor(new float[] { 0.5f, 0.75f }).to(D));
         Assert.False(a[0].allclose(b[0]));                            // phase changes sample 0 ...
         Assert.True((a[1] - b[1]).abs().max().item<float>() < 1e-5);  // ... and only sample 0
+    }
+
+    [Fact]
+    public void FramePhaseToken_ConditionsEachSampleThroughTheContext()
+    {
+        // temb's phase embedder starts as a no-op (zero output layer); the context token does not, so the phase acts
+        // from the first step, per sample, and through cross-attention (one more key and value per block).
+        var config = SmallModels.Config(framePhase: true, framePhaseToken: true);
+        var model = SmallModels.Build(config);
+        var inputs = SmallModels.RandomInputs(config, batch: 2);
+        var a = inputs.Run(model, torch.tensor(new float[] { 0.25f, 0.75f }).to(D));
+        var b = inputs.Run(model, torch.tensor(new float[] { 0.5f, 0.75f }).to(D));
+        Assert.False(a[0].allclose(b[0]));
+        Assert.True((a[1] - b[1]).abs().max().item<float>() < 1e-5);
+        using var _ = torch.no_grad();
+        using var prepared = model.PrepareText(inputs.Bert, inputs.BertMask, inputs.T5, inputs.T5Mask, framePhase: torch.zeros(2).to(D));
+        Assert.Equal(config.TextLen + config.TextLenT5 + 1, prepared.CrossAttention[0].Key.shape[2]);   // [B, H, L + 1, hd]
     }
 
     [Fact]

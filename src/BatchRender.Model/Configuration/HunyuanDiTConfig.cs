@@ -7,8 +7,8 @@ namespace BatchRender.Model.Configuration;
 
 /// <summary>
 /// transformer/config.json of HunyuanDiT2DModel (diffusers key names; defaults are diffusers' constructor defaults, so an
-/// absent <c>use_style_cond_and_image_meta_size</c> means true, as for v1.0/v1.1). <c>frame_phase_embedding</c> is our
-/// extension for video (absent = off).
+/// absent <c>use_style_cond_and_image_meta_size</c> means true, as for v1.0/v1.1). <c>frame_phase_embedding</c> and
+/// <c>frame_phase_token</c> are our extensions for video (absent = off).
 /// </summary>
 public sealed record HunyuanDiTConfig
 {
@@ -31,6 +31,11 @@ public sealed record HunyuanDiTConfig
     [JsonPropertyName("use_style_cond_and_image_meta_size")] public bool UseStyleCondAndImageMetaSize { get; init; } = true;
     /// <summary>Extension: a per-sample frame phase in [0, 1] embedded and added to the timestep embedding.</summary>
     [JsonPropertyName("frame_phase_embedding")] public bool FramePhaseEmbedding { get; init; }
+    /// <summary>Extension: the frame phase also as one more token at the end of the cross-attention context. temb
+    /// shifts every image token alike, so a phase there must be combined with where a token is by the MLPs; as a context
+    /// token it is attended to as the words are, and "moving left to right" plus "a quarter of the way" can meet in
+    /// the same attention that places "top left". Needs <see cref="FramePhaseEmbedding"/>.</summary>
+    [JsonPropertyName("frame_phase_token")] public bool FramePhaseToken { get; init; }
 
     [JsonIgnore] public int InnerDim => NumAttentionHeads * AttentionHeadDim;
     [JsonIgnore] public int OutChannels => LearnSigma ? InChannels * 2 : InChannels;
@@ -67,11 +72,12 @@ public sealed record HunyuanDiTConfig
         return FromJson(File.ReadAllText(path), path);
     }
 
-    /// <summary>The config as diffusers writes it (with _class_name); frame_phase_embedding only when on.</summary>
+    /// <summary>The config as diffusers writes it (with _class_name); the frame-phase extensions only when on.</summary>
     public JsonObject ToJsonObject()
     {
         var obj = JsonSerializer.SerializeToNode(this, JsonOptions)!.AsObject();
         if (!FramePhaseEmbedding) obj.Remove("frame_phase_embedding");
+        if (!FramePhaseToken) obj.Remove("frame_phase_token");
         var result = new JsonObject { ["_class_name"] = "HunyuanDiT2DModel" };
         foreach (var (k, v) in obj) result[k] = v?.DeepClone();
         return result;
@@ -99,5 +105,6 @@ public sealed record HunyuanDiTConfig
         Require(PooledProjectionDim > 0, "pooled_projection_dim", "must be positive");
         Require(TextLen > 0, "text_len", "must be positive");
         Require(TextLenT5 > 0, "text_len_t5", "must be positive");
+        Require(!FramePhaseToken || FramePhaseEmbedding, "frame_phase_token", "needs frame_phase_embedding (the phase it embeds)");
     }
 }

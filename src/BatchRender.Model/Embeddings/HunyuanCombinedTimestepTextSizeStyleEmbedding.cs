@@ -13,7 +13,8 @@ public sealed class HunyuanCombinedTimestepTextSizeStyleEmbedding : nn.Module
 {
     /// <summary>Phase in [0, 1] is stretched to the timestep range so the 256-wide sinusoid resolves it like a timestep.</summary>
     public const double FramePhaseScale = 1000.0;
-    private const int SinusoidDim = 256;
+    /// <summary>Width of the sinusoid the timestep (and the frame phase) is embedded from.</summary>
+    public const int SinusoidDim = 256;
 
     public TimestepEmbedding timestep_embedder;
     public HunyuanDiTAttentionPool pooler;
@@ -53,6 +54,10 @@ public sealed class HunyuanCombinedTimestepTextSizeStyleEmbedding : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>[B] phases in [0, 1] -> [B, 256] sinusoid, the phase stretched to the timestep range.</summary>
+    public static Tensor PhaseSinusoid(Tensor framePhase, ScalarType dtype)
+        => Timesteps.Embed(framePhase * FramePhaseScale, SinusoidDim).to(dtype);
+
     /// <param name="timestep">[B]</param>
     /// <param name="t5States">raw T5 states [B, L_t5, C_t5]</param>
     /// <param name="imageMetaSize">[B, 6] (v1.0/v1.1 only)</param>
@@ -84,7 +89,7 @@ public sealed class HunyuanCombinedTimestepTextSizeStyleEmbedding : nn.Module
         }
         var conditioning = extra_embedder.call(extra);
         if (UseFramePhase && framePhase is not null)
-            conditioning = conditioning + frame_phase_embedder!.call(Timesteps.Embed(framePhase * FramePhaseScale, SinusoidDim).to(hiddenDtype));
+            conditioning = conditioning + frame_phase_embedder!.call(PhaseSinusoid(framePhase, hiddenDtype));
         return conditioning.MoveToOuterDisposeScope();
     }
 }

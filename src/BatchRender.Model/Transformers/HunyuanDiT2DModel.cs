@@ -22,6 +22,8 @@ public sealed class HunyuanDiT2DModel : nn.Module
     public Parameter text_embedding_padding;
     public PatchEmbed pos_embed;
     public HunyuanCombinedTimestepTextSizeStyleEmbedding time_extra_emb;
+    /// <summary>Extension (config frame_phase_token): the frame phase as one more cross-attention context token.</summary>
+    public TimestepEmbedding? frame_phase_token_embedder;
     public ModuleList<HunyuanDiTBlock> blocks;
     public AdaLayerNormContinuous norm_out;
     public nn.Module<Tensor, Tensor> proj_out;
@@ -41,6 +43,8 @@ public sealed class HunyuanDiT2DModel : nn.Module
         time_extra_emb = new HunyuanCombinedTimestepTextSizeStyleEmbedding(
             config.HiddenSize, config.PooledProjectionDim, config.TextLenT5, config.CrossAttentionDimT5,
             config.UseStyleCondAndImageMetaSize, config.FramePhaseEmbedding, device, dtype);
+        if (config.FramePhaseToken)
+            frame_phase_token_embedder = new TimestepEmbedding(HunyuanCombinedTimestepTextSizeStyleEmbedding.SinusoidDim, config.CrossAttentionDim, device, dtype);
         blocks = nn.ModuleList(Enumerable.Range(0, config.NumLayers).Select(layer => new HunyuanDiTBlock(
             inner, config.NumAttentionHeads, config.CrossAttentionDim, config.FeedForwardInnerDim, config.ActivationFn,
             skip: layer > config.NumLayers / 2, device: device, dtype: dtype)).ToArray());
@@ -145,6 +149,8 @@ public sealed class HunyuanDiT2DModel : nn.Module
             framePhase ??= torch.zeros(b, dtype: ScalarType.Float32, device: device);
         var stepInvariant = time_extra_emb.StepInvariant(t5States.to(dtype), imageMetaSize, style, dtype, framePhase);   // [B, D]
         var context = TextSequence(bertStates, bertMask, t5States, t5Mask);                                          // [B, L, Dc]
+        if (frame_phase_token_embedder is not null)
+            context = torch.cat([context, FramePhaseToken(framePhase!, dtype)], 1);                                     // [B, L + 1, Dc]
         var keyValues = blocks.Select(block => block.attn2.ProjectText(context)).ToList();                            // per block [B, H, L, hd] x 2
         stepInvariant.MoveToOuterDisposeScope();
         foreach (var kv in keyValues) { kv.Key.MoveToOuterDisposeScope(); kv.Value.MoveToOuterDisposeScope(); }
@@ -233,6 +239,10 @@ public sealed class HunyuanDiT2DModel : nn.Module
         var mask = torch.cat([bertMask, t5Mask], -1).to(ScalarType.Bool).unsqueeze(2);             // [B, L, 1]
         return torch.where(mask, text, text_embedding_padding).MoveToOuterDisposeScope();
     }
+
+    /// <summary>The frame-phase context token [B, 1, Dc] (config frame_phase_token), embedded as temb embeds the phase.</summary>
+    private Tensor FramePhaseToken(Tensor framePhase, ScalarType dtype)
+        => frame_phase_token_embedder!.call(HunyuanCombinedTimestepTextSizeStyleEmbedding.PhaseSinusoid(framePhase, dtype)).unsqueeze(1);
 
     private static void Expect(Tensor t, string name, params long[] shape)
     {

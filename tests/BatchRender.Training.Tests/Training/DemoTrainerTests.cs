@@ -76,6 +76,7 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
         JsonNode Read(string file) => JsonNode.Parse(File.ReadAllText(Path.Combine(smoke.OutputDirectory, file)))!;
         var transformer = Read("transformer/config.json");
         Assert.True(transformer["frame_phase_embedding"]!.GetValue<bool>());
+        Assert.True(transformer["frame_phase_token"]!.GetValue<bool>());
         Assert.Equal(smoke.Options.Sizes.Transformer.TextLen, transformer["text_len"]!.GetValue<int>());
         Assert.Equal(smoke.Options.Sizes.Transformer.TextLenT5, transformer["text_len_t5"]!.GetValue<int>());
         var scheduler = Read("scheduler/scheduler_config.json");
