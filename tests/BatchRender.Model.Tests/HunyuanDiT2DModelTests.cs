@@ -1,4 +1,5 @@
 using BatchRender.Model.Configuration;
+using BatchRender.Model.Embeddings;
 using BatchRender.Model.Pipelines;
 using BatchRender.Model.Quantization;
 using BatchRender.Model.Transformers;
@@ -228,7 +229,19 @@ public class HunyuanDiT2DModelTests
         Assert.True((a[1] - b[1]).abs().max().item<float>() < 1e-5);
         using var _ = torch.no_grad();
         using var prepared = model.PrepareText(inputs.Bert, inputs.BertMask, inputs.T5, inputs.T5Mask, framePhase: torch.zeros(2).to(D));
-        Assert.Equal(config.TextLen + config.TextLenT5 + 1, prepared.CrossAttention[0].Key.shape[2]);   // [B, H, L + 1, hd]
+        Assert.Equal(config.TextLen + config.TextLenT5 + 1, config.ContextLength);
+        Assert.Equal(config.ContextLength, prepared.CrossAttention[0].Key.shape[2]);                 // [B, H, L + 1, hd]
+        // The last context position is the embedder's token for the phase (keys and values are per position), and an
+        // omitted phase is phase 0, as it is for temb.
+        var phase = torch.tensor(new float[] { 0.3f, 0.9f }).to(D);
+        using var phased = model.PrepareText(inputs.Bert, inputs.BertMask, inputs.T5, inputs.T5Mask, framePhase: phase);
+        var token = model.frame_phase_token_embedder!.call(
+            HunyuanCombinedTimestepTextSizeStyleEmbedding.PhaseSinusoid(phase, ScalarType.Float32)).unsqueeze(1);          // [B, 1, Dc]
+        using var tokenOnly = model.blocks[0].attn2.ProjectText(token);
+        Assert.True(phased.CrossAttention[0].Key[.., .., ^1..].allclose(tokenOnly.Key, rtol: 1e-5, atol: 1e-6));
+        Assert.True(phased.CrossAttention[0].Value[.., .., ^1..].allclose(tokenOnly.Value, rtol: 1e-5, atol: 1e-6));
+        using var omitted = model.PrepareText(inputs.Bert, inputs.BertMask, inputs.T5, inputs.T5Mask);
+        Assert.True(omitted.CrossAttention[0].Key.allclose(prepared.CrossAttention[0].Key));
     }
 
     [Fact]

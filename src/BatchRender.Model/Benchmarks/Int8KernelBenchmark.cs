@@ -23,7 +23,7 @@ public static class Int8KernelBenchmark
 {
     public static IReadOnlyList<KernelTiming> Run(HunyuanDiTConfig c, long tokens, int batch, Device device, int repeats = 5)
     {
-        long rows = tokens * batch, d = c.InnerDim, ff = c.FeedForwardInnerDim, text = (long)batch * (c.TextLen + c.TextLenT5);
+        long rows = tokens * batch, d = c.InnerDim, ff = c.FeedForwardInnerDim, text = (long)batch * c.ContextLength;
         var shapes = new (string Layer, long M, long K, long N)[]
         {
             ("attn1.to_qkv (fused)", rows, d, 3 * d), ("attn1.to_out.0", rows, d, d), ("attn2.to_k+to_v (fused)", text, c.CrossAttentionDim, 2 * d),

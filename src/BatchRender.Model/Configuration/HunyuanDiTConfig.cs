@@ -38,6 +38,8 @@ public sealed record HunyuanDiTConfig
     [JsonPropertyName("frame_phase_token")] public bool FramePhaseToken { get; init; }
 
     [JsonIgnore] public int InnerDim => NumAttentionHeads * AttentionHeadDim;
+    /// <summary>Tokens of the cross-attention context: BERT ++ T5 (++ the frame-phase token).</summary>
+    [JsonIgnore] public int ContextLength => TextLen + TextLenT5 + (FramePhaseToken ? 1 : 0);
     [JsonIgnore] public int OutChannels => LearnSigma ? InChannels * 2 : InChannels;
     /// <summary>int(inner_dim * mlp_ratio), as diffusers computes it (1408 * 4.3637 -> 6144).</summary>
     [JsonIgnore] public int FeedForwardInnerDim => (int)(InnerDim * MlpRatio);

@@ -151,7 +151,7 @@ public sealed class HunyuanDiT2DModel : nn.Module
         var context = TextSequence(bertStates, bertMask, t5States, t5Mask);                                          // [B, L, Dc]
         if (frame_phase_token_embedder is not null)
             context = torch.cat([context, FramePhaseToken(framePhase!, dtype)], 1);                                     // [B, L + 1, Dc]
-        var keyValues = blocks.Select(block => block.attn2.ProjectText(context)).ToList();                            // per block [B, H, L, hd] x 2
+        var keyValues = blocks.Select(block => block.attn2.ProjectText(context)).ToList();                            // per block [B, H, L(+1), hd] x 2
         stepInvariant.MoveToOuterDisposeScope();
         foreach (var kv in keyValues) { kv.Key.MoveToOuterDisposeScope(); kv.Value.MoveToOuterDisposeScope(); }
         return new PreparedText(b, stepInvariant, keyValues);

@@ -181,8 +181,22 @@ public sealed record DemoTrainingOptions
         Vae.Validated("Vae");
         TextWarmup?.Validated("TextWarmup");
         Diffusion.Validated("Diffusion");
-        if (VaeFrom is not null && !File.Exists(Path.Combine(VaeFrom, "vae", "config.json")))
-            throw new ArgumentException($"VaeFrom: {Path.Combine(VaeFrom, "vae")} is not a VAE directory (no config.json)");
+        if (VaeFrom is not null)
+        {
+            var vaeConfig = Path.Combine(VaeFrom, "vae", "config.json");
+            if (!File.Exists(vaeConfig)) throw new ArgumentException($"VaeFrom: {Path.Combine(VaeFrom, "vae")} is not a VAE directory (no config.json)");
+            // Checked here, before the tokenizers are built, rather than when its weights fail to load into Sizes.Vae.
+            var taken = AutoencoderKLConfig.Load(vaeConfig);
+            if (!SameArchitecture(taken, Sizes.Vae))
+                throw new ArgumentException($"VaeFrom: {vaeConfig} is a VAE of {Describe(taken)}; this run's sizes need {Describe(Sizes.Vae)}");
+        }
         return this;
     }
+
+    private static bool SameArchitecture(AutoencoderKLConfig a, AutoencoderKLConfig b) =>
+        a.LatentChannels == b.LatentChannels && a.BlockOutChannels.SequenceEqual(b.BlockOutChannels) && a.LayersPerBlock == b.LayersPerBlock
+        && a.NormNumGroups == b.NormNumGroups && a.InChannels == b.InChannels && a.OutChannels == b.OutChannels;
+
+    private static string Describe(AutoencoderKLConfig c) =>
+        $"latent_channels {c.LatentChannels}, block_out_channels [{string.Join(", ", c.BlockOutChannels)}], layers_per_block {c.LayersPerBlock}, norm_num_groups {c.NormNumGroups}";
 }

@@ -132,7 +132,7 @@ internal sealed class DiffusionStage
         (HunyuanDiT2DModel Transformer, BertModel Bert, T5EncoderModel T5) nets, int[] indices, IReadOnlyList<string> captions,
         float[] phases, long[] timesteps, Generator generator, double objectWeight, bool withFeatures = false)
     {
-        var x0 = cache.Batch(indices, latentScale);                                              // [B, 4, h, w]
+        var x0 = cache.Batch(indices, latentScale);                                              // [B, C, h, w]
         var noise = randn(x0.shape, generator: generator);
         var t = tensor(timesteps);
         var a = sqrtAlphasCumprod.index_select(0, t).reshape(-1, 1, 1, 1);

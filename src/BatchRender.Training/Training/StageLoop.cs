@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -55,7 +56,7 @@ internal sealed class StageLoop
         if (state is not { Completed: true }) return false;
         if (budget.Steps is { } steps && steps > state.TotalSteps) return false;   // a larger step budget extends it (Run)
         RequireSameModules();
-        for (int i = 0; i < modules.Count; i++) modules[i].Shadow.load(Path.Combine(checkpointDirectory, $"ema-{i}.dat"));
+        for (int i = 0; i < modules.Count; i++) LoadWeights(modules[i].Shadow, $"ema-{i}.dat");
         report = ToReport(state, resumed: true);
         return true;
     }
@@ -69,6 +70,19 @@ internal sealed class StageLoop
         if (saved != modules.Count)
             throw new InvalidOperationException($"{checkpointDirectory}: the checkpoint holds {saved} networks, this run trains {modules.Count} " +
                                                 "(a training-only head turned on or off since, e.g. --cell-loss-weight); run without --resume, or with the options it was trained with");
+    }
+
+    /// <summary>Loads one network's checkpoint file; a network of other sizes (the demo sizes changed since, say) is
+    /// refused with a reason rather than TorchSharp's size error alone.</summary>
+    private void LoadWeights(nn.Module module, string file)
+    {
+        var path = Path.Combine(checkpointDirectory, file);
+        try { module.load(path); }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or ExternalException)
+        {
+            throw new InvalidOperationException($"{path}: the checkpoint's network does not fit this run's ({e.Message}); the model sizes " +
+                                                "changed since it was written: run without --resume, or with the sizes it was trained with", e);
+        }
     }
 
     /// <param name="lossAt">The loss of step s (a scalar with a graph); must draw everything from (seed, s).</param>
@@ -92,8 +106,8 @@ internal sealed class StageLoop
             RequireSameModules();
             for (int i = 0; i < modules.Count; i++)
             {
-                modules[i].Live.load(Path.Combine(checkpointDirectory, $"live-{i}.dat"));
-                modules[i].Shadow.load(Path.Combine(checkpointDirectory, $"ema-{i}.dat"));
+                LoadWeights(modules[i].Live, $"live-{i}.dat");
+                LoadWeights(modules[i].Shadow, $"ema-{i}.dat");
             }
             optimizer.load_state_dict(Path.Combine(checkpointDirectory, "optimizer.dat"));
             state = saved;

@@ -210,6 +210,23 @@ public class DemoTrainerTests(SmokeTraining smoke) : IClassFixture<SmokeTraining
 
         var notAModel = smoke.Options with { VaeFrom = Path.Combine(smoke.Root, "nowhere") };
         Assert.Contains("VaeFrom", Assert.ThrowsAny<ArgumentException>(() => notAModel.Validated()).Message);
+        // A VAE of other sizes is refused before anything is built, naming both.
+        var otherSizes = smoke.Options with { VaeFrom = smoke.OutputDirectory, Sizes = smoke.Options.Sizes with
+        {
+            Vae = smoke.Options.Sizes.Vae with { LatentChannels = 8 }, Transformer = smoke.Options.Sizes.Transformer with { InChannels = 8 },
+        } };
+        var e = Assert.ThrowsAny<ArgumentException>(() => otherSizes.Validated());
+        Assert.Contains("VaeFrom", e.Message);
+        Assert.Contains("latent_channels 4", e.Message);
+        Assert.Contains("latent_channels 8", e.Message);
+    }
+
+    [Fact]
+    public void The_default_options_and_sizes_are_valid()
+    {
+        var options = new DemoTrainingOptions().Validated();
+        Assert.Equal(options.Sizes.Vae.LatentChannels, options.Sizes.Transformer.InChannels);
+        options.Sizes.Transformer.Validate();
     }
 
     [Fact]

@@ -21,6 +21,13 @@ public class StageLoopTests
             var error = Assert.Throws<InvalidOperationException>(() => more.Run(_ => Loss(a) + Loss(b), resume: true, CancellationToken.None));
             Assert.Contains("holds 1 networks, this run trains 2", error.Message);
 
+            // The same set at other sizes is refused too, naming the file.
+            using var wider = nn.Linear(2, 3); using var widerEma = nn.Linear(2, 3);
+            var resized = new StageLoop("s", [(wider, widerEma)], budget with { Steps = 4 }, 1, directory, null);
+            error = Assert.Throws<InvalidOperationException>(() => resized.Run(_ => Loss(wider), resume: true, CancellationToken.None));
+            Assert.Contains("live-0.dat", error.Message);
+            Assert.Contains("sizes", error.Message);
+
             // The same set resumes (and extends) as before.
             var same = new StageLoop("s", [(a, aEma)], budget with { Steps = 4 }, 1, directory, null);
             Assert.Equal(4, same.Run(_ => Loss(a), resume: true, CancellationToken.None).Steps);
