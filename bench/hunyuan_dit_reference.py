@@ -101,6 +101,12 @@ def timestep_embedding(t, dim=256, max_period=10000):
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+def phase_sinusoid(frame_phase, batch):
+    """BatchRender's frame phase in [0, 1] (zeros when absent), stretched to the timestep range: [B, 256]."""
+    phase = frame_phase if frame_phase is not None else torch.zeros(batch)
+    return timestep_embedding(phase * 1000.0)
+
+
 class FP32LayerNorm(nn.LayerNorm):
     def forward(self, x):
         w = self.weight.float() if self.weight is not None else None
@@ -181,8 +187,7 @@ class CombinedEmbedding(nn.Module):
             extra = pooled
         conditioning = temb + self.extra_embedder(extra)
         if self.frame_phase_embedder is not None:
-            phase = frame_phase if frame_phase is not None else torch.zeros(timestep.shape[0])
-            conditioning = conditioning + self.frame_phase_embedder(timestep_embedding(phase * 1000.0).to(dtype))
+            conditioning = conditioning + self.frame_phase_embedder(phase_sinusoid(frame_phase, timestep.shape[0]).to(dtype))
         return conditioning
 
 
@@ -343,8 +348,7 @@ class HunyuanDiT2DModel(nn.Module):
         mask = torch.cat([text_embedding_mask, text_embedding_mask_t5], dim=-1).unsqueeze(2).bool()
         context = torch.where(mask, context, self.text_embedding_padding.to(context.dtype))
         if self.frame_phase_token_embedder is not None:
-            phase = frame_phase if frame_phase is not None else torch.zeros(b)
-            token = self.frame_phase_token_embedder(timestep_embedding(phase * 1000.0).to(context.dtype))   # [B, Dc]
+            token = self.frame_phase_token_embedder(phase_sinusoid(frame_phase, b).to(context.dtype))       # [B, Dc]
             context = torch.cat([context, token[:, None]], dim=1)                                          # [B, L + 1, Dc]
         skips = []
         for i, block in enumerate(self.blocks):

@@ -144,16 +144,12 @@ internal sealed class DiffusionStage
         var (t5Ids, t5Mask) = t5Tokenizer.EncodeBatch(captions);
         var bertStates = nets.Bert.forward(bertIds, bertMask);                                    // [B, text_len, D]
         var t5States = nets.T5.forward(t5Ids, t5Mask);                                            // [B, text_len_t5, D5]
+        using var text = nets.Transformer.PrepareText(bertStates, bertMask, t5States, t5Mask, framePhase: tensor(phases));
+        var timestep = t.to(ScalarType.Float32);
         Tensor output;
         Tensor? features = null;
-        if (withFeatures)
-        {
-            using var text = nets.Transformer.PrepareText(bertStates, bertMask, t5States, t5Mask, framePhase: tensor(phases));
-            (output, features) = nets.Transformer.ForwardWithFeatures(noisy, t.to(ScalarType.Float32), text, rope, FeatureBlock(nets.Transformer));
-        }
-        else
-            output = nets.Transformer.forward(noisy, t.to(ScalarType.Float32), bertStates, bertMask, t5States, t5Mask, rope,
-                                              framePhase: tensor(phases));
+        if (withFeatures) (output, features) = nets.Transformer.ForwardWithFeatures(noisy, timestep, text, rope, FeatureBlock(nets.Transformer));
+        else output = nets.Transformer.forward(noisy, timestep, text, rope);
         var prediction = output[.., ..(int)x0.shape[1]];
         return (objectWeight == 0 ? nn.functional.mse_loss(prediction, velocity) : WeightedMse(prediction, velocity, indices, objectWeight),
                 (bertStates, bertMask, t5States, t5Mask), features);
