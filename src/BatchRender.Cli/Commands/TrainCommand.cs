@@ -18,7 +18,7 @@ public static class TrainCommand
         var vaeMinutes = new Option<double?>("--vae-minutes") { Description = "Time budget of the autoencoder stage (default: the trainer's)" };
         var diffusionMinutes = new Option<double?>("--diffusion-minutes") { Description = "Time budget of the joint text-encoder + DiT stage (default: the trainer's)" };
         var latentCache = new Option<int?>("--latent-cache") { Description = "Scenes encoded once for the diffusion stage (default: the trainer's)" };
-        var vaeSteps = new Option<int?>("--vae-steps") { Description = "Step budget of the autoencoder stage (instead of minutes)" };
+        var vaeSteps = new Option<int?>("--vae-steps") { Description = "Step budget of the autoencoder stage, in one cosine (instead of the trainer's, which restarts half-way)" };
         var diffusionSteps = new Option<int?>("--diffusion-steps") { Description = "Step budget of the joint stage (instead of minutes)" };
         var diffusionBatch = new Option<int?>("--diffusion-batch") { Description = "Batch size of the joint stage (default: the trainer's)" };
         var objectWeight = new Option<double?>("--diffusion-object-weight") { Description = "Extra weight of latent cells holding an object in the diffusion loss (default: the trainer's; 0: every cell alike)" };
@@ -34,9 +34,9 @@ public static class TrainCommand
                 ? DemoTrainingOptions.Smoke(parse.GetValue(output)!, parse.GetValue(work)!)
                 : new DemoTrainingOptions { OutputDirectory = parse.GetValue(output)!, WorkDirectory = parse.GetValue(work)! };
             options = options with { Resume = parse.GetValue(resume), Threads = parse.GetValue(threads) };
-            if (parse.GetValue(vaeMinutes) is { } vm) options = options with { Vae = options.Vae with { Minutes = vm, Steps = null } };
+            if (parse.GetValue(vaeMinutes) is { } vm) options = options with { Vae = options.Vae with { Minutes = vm, Steps = null, RestartAt = null } };
             if (parse.GetValue(diffusionMinutes) is { } dm) options = options with { Diffusion = options.Diffusion with { Minutes = dm, Steps = null } };
-            if (parse.GetValue(vaeSteps) is { } vs) options = options with { Vae = options.Vae with { Steps = vs, Minutes = null } };
+            if (parse.GetValue(vaeSteps) is { } vs) options = options with { Vae = options.Vae with { Steps = vs, Minutes = null, RestartAt = null } };
             if (parse.GetValue(diffusionSteps) is { } ds) options = options with { Diffusion = options.Diffusion with { Steps = ds, Minutes = null } };
             if (parse.GetValue(diffusionBatch) is { } db) options = options with { Diffusion = options.Diffusion with { BatchSize = db } };
             if (parse.GetValue(objectWeight) is { } ow) options = options with { DiffusionObjectWeight = ow };

@@ -87,9 +87,6 @@ internal sealed class StageLoop
 
     /// <param name="lossAt">The loss of step s (a scalar with a graph); must draw everything from (seed, s).</param>
     /// <param name="checkpointNote">Called at each checkpoint; its text (a diagnostic) goes into the progress message.</param>
-    /// <summary>Peak learning rate of an extension, as a fraction of the stage's.</summary>
-    public const double ExtensionPeakFraction = 0.5;
-
     public StageReport Run(Func<int, Tensor> lossAt, bool resume, CancellationToken cancellationToken, Func<string>? checkpointNote = null)
     {
         var parameters = modules.SelectMany(m => m.Live.parameters()).ToList();
@@ -114,8 +111,7 @@ internal sealed class StageLoop
             resumed = true;
             if (saved.Completed && budget.Steps is { } steps && steps > saved.TotalSteps)
             {
-                // Extending a finished stage: a warm restart (SGDR), another warm-up and cosine over the new steps at
-                // half the peak rate, so the annealed weights are not thrown back to the start.
+                // Extending a finished stage: a warm restart (SGDR) at its last step, as a budget's RestartAt is.
                 state = saved with { TotalSteps = steps, Completed = false, ExtendedFrom = saved.Step };
                 Report(state, null, 0, $"extending {stage} from step {saved.Step} to {steps}");
             }
@@ -131,11 +127,10 @@ internal sealed class StageLoop
         {
             cancellationToken.ThrowIfCancellationRequested();
             int step = state.Step;
-            double lr = state.ExtendedFrom > 0
-                ? LearningRateSchedule.At(step - state.ExtendedFrom, state.TotalSteps - state.ExtendedFrom,
-                                          budget.LearningRate * ExtensionPeakFraction, budget.WarmupSteps, budget.MinLearningRateFraction)
-                : LearningRateSchedule.At(step, state.TotalSteps == int.MaxValue ? step + 1 + budget.WarmupSteps : state.TotalSteps,
-                                          budget.LearningRate, budget.WarmupSteps, budget.MinLearningRateFraction);
+            // An extension of a finished stage restarts where it began; otherwise the budget says (usually never).
+            double lr = LearningRateSchedule.At(step, state.TotalSteps == int.MaxValue ? step + 1 + budget.WarmupSteps : state.TotalSteps,
+                                                state.ExtendedFrom > 0 ? state.ExtendedFrom : budget.RestartAt,
+                                                budget.LearningRate, budget.WarmupSteps, budget.MinLearningRateFraction);
             foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
 
             double loss;
