@@ -304,8 +304,11 @@ class HunyuanDiT2DModel(nn.Module):
         self.pos_embed.proj = nn.Conv2d(self.in_channels, hidden, kernel_size=self.patch, stride=self.patch)
         self.time_extra_emb = CombinedEmbedding(hidden, cfg.get("pooled_projection_dim", 1024), text_len_t5, cross_t5,
                                                 cfg.get("use_style_cond_and_image_meta_size", True), cfg.get("frame_phase_embedding", False))
-        # BatchRender's extension (config frame_phase_token): the phase as one more cross-attention context token.
-        self.frame_phase_token_embedder = TimestepEmbedding(256, cross) if cfg.get("frame_phase_token", False) else None
+        # BatchRender's extensions (config frame_phase_token): the phase as one more cross-attention context token;
+        # (frame_phase_token_text) its embedder also reads the pooled T5 text.
+        self.frame_phase_token_text = cfg.get("frame_phase_token_text", False)
+        token_in = 256 + (cfg.get("pooled_projection_dim", 1024) if self.frame_phase_token_text else 0)
+        self.frame_phase_token_embedder = TimestepEmbedding(token_in, cross) if cfg.get("frame_phase_token", False) else None
         ff_inner = int(dim * cfg.get("mlp_ratio", 4.0))
         self.blocks = nn.ModuleList([Block(dim, heads, ff_inner, cross, skip=i > self.num_layers // 2)
                                      for i in range(self.num_layers)])
@@ -348,7 +351,10 @@ class HunyuanDiT2DModel(nn.Module):
         mask = torch.cat([text_embedding_mask, text_embedding_mask_t5], dim=-1).unsqueeze(2).bool()
         context = torch.where(mask, context, self.text_embedding_padding.to(context.dtype))
         if self.frame_phase_token_embedder is not None:
-            token = self.frame_phase_token_embedder(phase_sinusoid(frame_phase, b).to(context.dtype))       # [B, Dc]
+            token_in = phase_sinusoid(frame_phase, b).to(context.dtype)                                     # [B, 256]
+            if self.frame_phase_token_text:
+                token_in = torch.cat([token_in, self.time_extra_emb.pooler(encoder_hidden_states_t5)], dim=1)  # [B, 256 + P]
+            token = self.frame_phase_token_embedder(token_in)                                              # [B, Dc]
             context = torch.cat([context, token[:, None]], dim=1)                                          # [B, L + 1, Dc]
         skips = []
         for i, block in enumerate(self.blocks):

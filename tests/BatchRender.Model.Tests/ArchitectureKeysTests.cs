@@ -104,4 +104,23 @@ public class ArchitectureKeysTests
         Assert.Equal(SmallModels.Config(framePhase: true, framePhaseToken: true), HunyuanDiTConfig.FromJson(json.ToJsonString()));
         Assert.False(SmallModels.Config(framePhase: true).ToJsonObject().ContainsKey("frame_phase_token"));
     }
+
+    [Fact]
+    public void FramePhaseTokenText_WidensOnlyTheTokenEmbeddersInput_AndNeedsTheToken()
+    {
+        var withToken = MetaShapes(SmallModels.Config(framePhase: true, framePhaseToken: true));
+        var withText = MetaShapes(SmallModels.Config(framePhase: true, framePhaseToken: true, framePhaseTokenText: true));
+        Assert.Equal(withToken.Keys.Order(StringComparer.Ordinal), withText.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal([24L, 256 + 20], withText["frame_phase_token_embedder.linear_1.weight"]);      // sinusoid ++ pooled text
+        Assert.Equal(["frame_phase_token_embedder.linear_1.weight"],
+            withText.Where(kv => !kv.Value.SequenceEqual(withToken[kv.Key])).Select(kv => kv.Key));
+
+        var e = Assert.Throws<InvalidDataException>(() =>
+            SmallModels.Config(framePhase: true, framePhaseTokenText: true).Validate("t/config.json"));
+        Assert.Contains("t/config.json: frame_phase_token_text", e.Message);
+        var config = SmallModels.Config(framePhase: true, framePhaseToken: true, framePhaseTokenText: true);
+        Assert.True(config.ToJsonObject()["frame_phase_token_text"]!.GetValue<bool>());
+        Assert.Equal(config, HunyuanDiTConfig.FromJson(config.ToJsonObject().ToJsonString()));
+        Assert.False(SmallModels.Config(framePhase: true, framePhaseToken: true).ToJsonObject().ContainsKey("frame_phase_token_text"));
+    }
 }

@@ -245,6 +245,34 @@ public class HunyuanDiT2DModelTests
     }
 
     [Fact]
+    public void FramePhaseTokenText_MakesTheTokenDependOnThePooledT5Text()
+    {
+        var config = SmallModels.Config(framePhase: true, framePhaseToken: true, framePhaseTokenText: true);
+        var model = SmallModels.Build(config);
+        var inputs = SmallModels.RandomInputs(config, batch: 2);
+        using var _ = torch.no_grad();
+        var phase = torch.tensor(new float[] { 0.3f, 0.9f }).to(D);
+        using var prepared = model.PrepareText(inputs.Bert, inputs.BertMask, inputs.T5, inputs.T5Mask, framePhase: phase);
+        // The last context position is the embedder's output for the phase sinusoid next to the pooled T5 states.
+        var pooled = model.time_extra_emb.pooler.call(inputs.T5);                                                       // [B, P]
+        var token = model.frame_phase_token_embedder!.call(torch.cat(
+            [HunyuanCombinedTimestepTextSizeStyleEmbedding.PhaseSinusoid(phase, ScalarType.Float32), pooled], 1)).unsqueeze(1);
+        using var tokenOnly = model.blocks[0].attn2.ProjectText(token);
+        Assert.True(prepared.CrossAttention[0].Key[.., .., ^1..].allclose(tokenOnly.Key, rtol: 1e-5, atol: 1e-6));
+        Assert.True(prepared.CrossAttention[0].Value[.., .., ^1..].allclose(tokenOnly.Value, rtol: 1e-5, atol: 1e-6));
+
+        // Other T5 states change the token itself (not only the words' positions), so the phase's token differs per prompt.
+        var otherT5 = torch.randn_like(inputs.T5);
+        using var other = model.PrepareText(inputs.Bert, inputs.BertMask, otherT5, inputs.T5Mask, framePhase: phase);
+        Assert.False(other.CrossAttention[0].Key[.., .., ^1..].allclose(prepared.CrossAttention[0].Key[.., .., ^1..], rtol: 1e-4, atol: 1e-5));
+
+        // The full forward and the prepared one agree.
+        var t = inputs.Timestep;
+        var full = model.forward(inputs.X, t, inputs.Bert, inputs.BertMask, inputs.T5, inputs.T5Mask, inputs.Rope, framePhase: phase);
+        Assert.True(full.allclose(model.forward(inputs.X, t, prepared, inputs.Rope), rtol: 1e-5, atol: 1e-6));
+    }
+
+    [Fact]
     public void ModuleSurgery_ReplacesALinearKeepingItsStateDictName()
     {
         var config = SmallModels.Config();

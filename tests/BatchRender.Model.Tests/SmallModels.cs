@@ -8,11 +8,13 @@ namespace BatchRender.Model.Tests;
 /// <summary>Tiny configs of the real architecture, and random inputs for them.</summary>
 public static class SmallModels
 {
-    public static HunyuanDiTConfig Config(int layers = 4, bool v12 = true, bool framePhase = false, bool framePhaseToken = false) => new()
+    public static HunyuanDiTConfig Config(int layers = 4, bool v12 = true, bool framePhase = false, bool framePhaseToken = false,
+                                          bool framePhaseTokenText = false) => new()
     {
         NumAttentionHeads = 2, AttentionHeadDim = 16, HiddenSize = 32, InChannels = 4, PatchSize = 2, SampleSize = 8,
         NumLayers = layers, MlpRatio = 2.5, CrossAttentionDim = 24, CrossAttentionDimT5 = 40, PooledProjectionDim = 20,
         TextLen = 5, TextLenT5 = 7, UseStyleCondAndImageMetaSize = !v12, FramePhaseEmbedding = framePhase, FramePhaseToken = framePhaseToken,
+        FramePhaseTokenText = framePhaseTokenText,
     };
 
     public static HunyuanDiT2DModel Build(HunyuanDiTConfig config, long seed = 0)

@@ -75,10 +75,11 @@ public sealed class WorkerFaultTests(AzuriteFixture azurite) : IClassFixture<Azu
     [Fact]
     public async Task Locks_are_renewed_while_rendering_so_another_worker_does_not_get_the_task()
     {
-        var h = new WorkerHarness(azurite, "renew", lockDuration: TimeSpan.FromSeconds(2));
+        // 4 s, renewed every 2 s: a 2-s lock lapsed once when a loaded CI machine delayed a renewal by a second.
+        var h = new WorkerHarness(azurite, "renew", lockDuration: TimeSpan.FromSeconds(4));
         const string job = "renew-job";
         await h.SubmitAsync(job, [WorkerHarness.Image(job, "slow")]);
-        var slow = new DeterministicTestRenderEngine { RenderDelay = TimeSpan.FromSeconds(6) }; // three lock durations
+        var slow = new DeterministicTestRenderEngine { RenderDelay = TimeSpan.FromSeconds(12) }; // three lock durations
         var other = new DeterministicTestRenderEngine();
         var a = h.Worker(engine: slow);
         var b = h.Worker(engine: other);

@@ -36,6 +36,13 @@ public sealed record HunyuanDiTConfig
     /// token it is attended to as the words are, and "moving left to right" plus "a quarter of the way" can meet in
     /// the same attention that places "top left". Needs <see cref="FramePhaseEmbedding"/>.</summary>
     [JsonPropertyName("frame_phase_token")] public bool FramePhaseToken { get; init; }
+    /// <summary>Extension: the frame-phase token's embedder also reads the pooled T5 text (the attention pooler's output,
+    /// which temb adds too), so the token says where in the clip the frame is *for the motion the prompt names*: a
+    /// two-layer MLP meets "moving left to right" with "a quarter of the way". With the phase alone, attention has to
+    /// make that product itself, and session 9's model had not learned it: its frames followed the phase the same way
+    /// for every direction (an object at an edge at both ends of a clip, in the middle half-way). Needs
+    /// <see cref="FramePhaseToken"/>.</summary>
+    [JsonPropertyName("frame_phase_token_text")] public bool FramePhaseTokenText { get; init; }
 
     [JsonIgnore] public int InnerDim => NumAttentionHeads * AttentionHeadDim;
     /// <summary>Tokens of the cross-attention context: BERT ++ T5 (++ the frame-phase token).</summary>
@@ -80,6 +87,7 @@ public sealed record HunyuanDiTConfig
         var obj = JsonSerializer.SerializeToNode(this, JsonOptions)!.AsObject();
         if (!FramePhaseEmbedding) obj.Remove("frame_phase_embedding");
         if (!FramePhaseToken) obj.Remove("frame_phase_token");
+        if (!FramePhaseTokenText) obj.Remove("frame_phase_token_text");
         var result = new JsonObject { ["_class_name"] = "HunyuanDiT2DModel" };
         foreach (var (k, v) in obj) result[k] = v?.DeepClone();
         return result;
@@ -108,5 +116,6 @@ public sealed record HunyuanDiTConfig
         Require(TextLen > 0, "text_len", "must be positive");
         Require(TextLenT5 > 0, "text_len_t5", "must be positive");
         Require(!FramePhaseToken || FramePhaseEmbedding, "frame_phase_token", "needs frame_phase_embedding (the phase it embeds)");
+        Require(!FramePhaseTokenText || FramePhaseToken, "frame_phase_token_text", "needs frame_phase_token (the token it conditions)");
     }
 }

@@ -44,7 +44,9 @@ public sealed class HunyuanDiT2DModel : nn.Module
             config.HiddenSize, config.PooledProjectionDim, config.TextLenT5, config.CrossAttentionDimT5,
             config.UseStyleCondAndImageMetaSize, config.FramePhaseEmbedding, device, dtype);
         if (config.FramePhaseToken)
-            frame_phase_token_embedder = new TimestepEmbedding(HunyuanCombinedTimestepTextSizeStyleEmbedding.SinusoidDim, config.CrossAttentionDim, device, dtype);
+            frame_phase_token_embedder = new TimestepEmbedding(
+                HunyuanCombinedTimestepTextSizeStyleEmbedding.SinusoidDim + (config.FramePhaseTokenText ? config.PooledProjectionDim : 0),
+                config.CrossAttentionDim, device, dtype);
         blocks = nn.ModuleList(Enumerable.Range(0, config.NumLayers).Select(layer => new HunyuanDiTBlock(
             inner, config.NumAttentionHeads, config.CrossAttentionDim, config.FeedForwardInnerDim, config.ActivationFn,
             skip: layer > config.NumLayers / 2, device: device, dtype: dtype)).ToArray());
@@ -150,7 +152,7 @@ public sealed class HunyuanDiT2DModel : nn.Module
         var stepInvariant = time_extra_emb.StepInvariant(t5States.to(dtype), imageMetaSize, style, dtype, framePhase);   // [B, D]
         var context = TextSequence(bertStates, bertMask, t5States, t5Mask);                                          // [B, L, Dc]
         if (frame_phase_token_embedder is not null)
-            context = torch.cat([context, FramePhaseToken(framePhase!, dtype)], 1);                                     // [B, L + 1, Dc]
+            context = torch.cat([context, FramePhaseToken(framePhase!, t5States, dtype)], 1);                           // [B, L + 1, Dc]
         var keyValues = blocks.Select(block => block.attn2.ProjectText(context)).ToList();                            // per block [B, H, L(+1), hd] x 2
         stepInvariant.MoveToOuterDisposeScope();
         foreach (var kv in keyValues) { kv.Key.MoveToOuterDisposeScope(); kv.Value.MoveToOuterDisposeScope(); }
@@ -240,9 +242,16 @@ public sealed class HunyuanDiT2DModel : nn.Module
         return torch.where(mask, text, text_embedding_padding).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The frame-phase context token [B, 1, Dc] (config frame_phase_token), embedded as temb embeds the phase.</summary>
-    private Tensor FramePhaseToken(Tensor framePhase, ScalarType dtype)
-        => frame_phase_token_embedder!.call(HunyuanCombinedTimestepTextSizeStyleEmbedding.PhaseSinusoid(framePhase, dtype)).unsqueeze(1);
+    /// <summary>The frame-phase context token [B, 1, Dc] (config frame_phase_token), embedded as temb embeds the phase;
+    /// with frame_phase_token_text the embedder also reads the pooled T5 text.</summary>
+    private Tensor FramePhaseToken(Tensor framePhase, Tensor t5States, ScalarType dtype)
+    {
+        var input = HunyuanCombinedTimestepTextSizeStyleEmbedding.PhaseSinusoid(framePhase, dtype);           // [B, 256]
+        if (Config.FramePhaseTokenText)
+            // The pooler runs again here (temb's step-invariant part ran it too): once per prepared text, not per step.
+            input = torch.cat([input, time_extra_emb.pooler.call(t5States.to(dtype))], 1);                    // [B, 256 + P]
+        return frame_phase_token_embedder!.call(input).unsqueeze(1);
+    }
 
     private static void Expect(Tensor t, string name, params long[] shape)
     {
