@@ -177,9 +177,9 @@ class CombinedEmbedding(nn.Module):
         # BatchRender's extension (config frame_phase_embedding): + embedder(sinusoid(phase * 1000)), phase 0 by default.
         self.frame_phase_embedder = TimestepEmbedding(256, dim) if frame_phase else None
 
-    def forward(self, timestep, t5_states, image_meta_size, style, dtype, frame_phase=None):
+    def forward(self, timestep, pooled, image_meta_size, style, dtype, frame_phase=None):
+        """pooled: self.pooler(t5_states), [B, P] (the model pools once; its frame-phase token may read it too)."""
         temb = self.timestep_embedder(timestep_embedding(timestep).to(dtype))
-        pooled = self.pooler(t5_states)
         if self.use_style_and_size:
             size = timestep_embedding(image_meta_size.reshape(-1)).to(dtype).reshape(-1, 6 * 256)
             extra = torch.cat([pooled, size, self.style_embedder(style)], dim=1)
@@ -345,7 +345,8 @@ class HunyuanDiT2DModel(nn.Module):
         h, w = hl // self.patch, wl // self.patch
         rope = self.rope(h, w)
         x = self.pos_embed.proj(hidden_states).flatten(2).transpose(1, 2)          # [B, N, D]
-        temb = self.time_extra_emb(timestep, encoder_hidden_states_t5, image_meta_size, style, x.dtype, frame_phase)
+        pooled = self.time_extra_emb.pooler(encoder_hidden_states_t5)             # [B, P]
+        temb = self.time_extra_emb(timestep, pooled, image_meta_size, style, x.dtype, frame_phase)
         t5 = self.text_embedder(encoder_hidden_states_t5)
         context = torch.cat([encoder_hidden_states, t5], dim=1)
         mask = torch.cat([text_embedding_mask, text_embedding_mask_t5], dim=-1).unsqueeze(2).bool()
@@ -353,7 +354,7 @@ class HunyuanDiT2DModel(nn.Module):
         if self.frame_phase_token_embedder is not None:
             token_in = phase_sinusoid(frame_phase, b).to(context.dtype)                                     # [B, 256]
             if self.frame_phase_token_text:
-                token_in = torch.cat([token_in, self.time_extra_emb.pooler(encoder_hidden_states_t5)], dim=1)  # [B, 256 + P]
+                token_in = torch.cat([token_in, pooled], dim=1)                                            # [B, 256 + P]
             token = self.frame_phase_token_embedder(token_in)                                              # [B, Dc]
             context = torch.cat([context, token[:, None]], dim=1)                                          # [B, L + 1, Dc]
         skips = []

@@ -67,7 +67,7 @@ public sealed class HunyuanCombinedTimestepTextSizeStyleEmbedding : nn.Module
     public Tensor forward(Tensor timestep, Tensor t5States, Tensor? imageMetaSize, Tensor? style, ScalarType hiddenDtype, Tensor? framePhase = null)
     {
         using var scope = torch.NewDisposeScope();
-        var stepInvariant = StepInvariant(t5States, imageMetaSize, style, hiddenDtype, framePhase);
+        var stepInvariant = StepInvariant(pooler.call(t5States), imageMetaSize, style, hiddenDtype, framePhase);
         return WithTimestep(timestep, stepInvariant, hiddenDtype).MoveToOuterDisposeScope();
     }
 
@@ -76,10 +76,11 @@ public sealed class HunyuanCombinedTimestepTextSizeStyleEmbedding : nn.Module
         => timestep_embedder.call(Timesteps.Embed(timestep, SinusoidDim).to(hiddenDtype)) + stepInvariant;
 
     /// <summary>Everything in temb but the timestep, [B, D]: the same at every denoising step of a render.</summary>
-    public Tensor StepInvariant(Tensor t5States, Tensor? imageMetaSize, Tensor? style, ScalarType hiddenDtype, Tensor? framePhase = null)
+    /// <param name="pooled"><see cref="pooler"/>'s output for the raw T5 states, [B, P] (the caller pools once: the
+    /// transformer's frame-phase token can read it too)</param>
+    public Tensor StepInvariant(Tensor pooled, Tensor? imageMetaSize, Tensor? style, ScalarType hiddenDtype, Tensor? framePhase = null)
     {
         using var scope = torch.NewDisposeScope();
-        var pooled = pooler.call(t5States);                                                                // [B, P]
         Tensor extra = pooled;
         if (UseStyleCondAndImageMetaSize)
         {

@@ -149,10 +149,11 @@ public sealed class HunyuanDiT2DModel : nn.Module
             style = style?.to(ScalarType.Int64) ?? torch.zeros(b, dtype: ScalarType.Int64, device: device);
         if (c.FramePhaseEmbedding)
             framePhase ??= torch.zeros(b, dtype: ScalarType.Float32, device: device);
-        var stepInvariant = time_extra_emb.StepInvariant(t5States.to(dtype), imageMetaSize, style, dtype, framePhase);   // [B, D]
+        var pooled = time_extra_emb.pooler.call(t5States.to(dtype));                                                 // [B, P]
+        var stepInvariant = time_extra_emb.StepInvariant(pooled, imageMetaSize, style, dtype, framePhase);            // [B, D]
         var context = TextSequence(bertStates, bertMask, t5States, t5Mask);                                          // [B, L, Dc]
         if (frame_phase_token_embedder is not null)
-            context = torch.cat([context, FramePhaseToken(framePhase!, t5States, dtype)], 1);                           // [B, L + 1, Dc]
+            context = torch.cat([context, FramePhaseToken(framePhase!, pooled, dtype)], 1);                           // [B, L + 1, Dc]
         var keyValues = blocks.Select(block => block.attn2.ProjectText(context)).ToList();                            // per block [B, H, L(+1), hd] x 2
         stepInvariant.MoveToOuterDisposeScope();
         foreach (var kv in keyValues) { kv.Key.MoveToOuterDisposeScope(); kv.Value.MoveToOuterDisposeScope(); }
@@ -243,13 +244,12 @@ public sealed class HunyuanDiT2DModel : nn.Module
     }
 
     /// <summary>The frame-phase context token [B, 1, Dc] (config frame_phase_token), embedded as temb embeds the phase;
-    /// with frame_phase_token_text the embedder also reads the pooled T5 text.</summary>
-    private Tensor FramePhaseToken(Tensor framePhase, Tensor t5States, ScalarType dtype)
+    /// with frame_phase_token_text the embedder also reads the pooled T5 text ([B, P], as temb's step-invariant part does).</summary>
+    private Tensor FramePhaseToken(Tensor framePhase, Tensor pooled, ScalarType dtype)
     {
         var input = HunyuanCombinedTimestepTextSizeStyleEmbedding.PhaseSinusoid(framePhase, dtype);           // [B, 256]
         if (Config.FramePhaseTokenText)
-            // The pooler runs again here (temb's step-invariant part ran it too): once per prepared text, not per step.
-            input = torch.cat([input, time_extra_emb.pooler.call(t5States.to(dtype))], 1);                    // [B, 256 + P]
+            input = torch.cat([input, pooled], 1);                                                               // [B, 256 + P]
         return frame_phase_token_embedder!.call(input).unsqueeze(1);
     }
 
