@@ -35,6 +35,18 @@ public static class CliConfiguration
 
     public static IReadOnlySet<string> ModelNames(IConfiguration configuration) => Core.Manifests.ManifestRules.ModelNames(configuration);
 
+    /// <summary>The guidance scale a model renders with when nothing names one, as ingest resolves it
+    /// (<see cref="Core.Manifests.ManifestRules.DefaultGuidanceScale"/>): a model given as a directory counts as the
+    /// configured model at that path; another directory gets <c>Defaults:GuidanceScale</c>.</summary>
+    public static double DefaultGuidanceScale(IConfiguration configuration, string model, string directory)
+    {
+        var rules = ManifestRules(configuration);
+        var configured = rules.Models.Contains(model) ? model : rules.Models.FirstOrDefault(name =>
+            !string.IsNullOrWhiteSpace(configuration[$"{ConfigSections.Models}:{name}:Path"]) &&
+            Path.GetFullPath(ModelDirectory(configuration, name)).TrimEnd('/') == Path.GetFullPath(directory).TrimEnd('/'));
+        return configured is null ? rules.Defaults.GuidanceScale : rules.DefaultGuidanceScale(configured);
+    }
+
     /// <summary>
     /// A model directory from <c>Models:{name}:Path</c>: absolute, or relative to the working directory, or to the
     /// binary's folder (where container images bake models/demo).

@@ -24,7 +24,8 @@ public static class EvalCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object on stdout (logs on stderr)" };
         var html = new Option<DirectoryInfo?>("--html") { Description = "Write an HTML report (every render with its verdict) to DIR/eval.html" };
         var steps = new Option<int>("--steps") { Description = "Sampler steps per render", DefaultValueFactory = _ => 20 };
-        var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale", DefaultValueFactory = _ => 5.0 };
+        var guidance = new Option<double?>("--guidance")
+            { Description = "Classifier-free guidance scale (default: the configured model's own, Models:NAME:GuidanceScale, else Defaults:GuidanceScale)" };
         var sampler = new Option<string>("--sampler") { Description = "ddpm, ddim or dpmsolver++", DefaultValueFactory = _ => "ddim" };
         var images = new Option<int>("--images") { Description = "Image scenes (each in English and Chinese)", DefaultValueFactory = _ => 60 };
         var splitSeed = new Option<int>("--split-seed") { Description = "Seed of the held-out split (the trainer's)", DefaultValueFactory = _ => DefaultSplitSeed };
@@ -41,13 +42,15 @@ public static class EvalCommand
                     ? $"the demo model is not at {directory}: train it first with `batchrender train`"
                     : $"model '{name}': {directory} is not a model directory (no model_index.json)");
             if (parse.GetValue(steps) < 1 || parse.GetValue(images) < 1) throw new CliInputException("--steps and --images must be at least 1");
-            if (parse.GetValue(guidance) is < 0 or > 30) throw new CliInputException($"--guidance {parse.GetValue(guidance)} must be a number from 0 to 30");
+            // A model directory takes the guidance of the configured model at that path (the shipped demo's, say).
+            var guidanceScale = parse.GetValue(guidance) ?? CliConfiguration.DefaultGuidanceScale(configuration, name, directory);
+            if (guidanceScale is < 0 or > 30) throw new CliInputException($"--guidance {guidanceScale} must be a number from 0 to 30");
             SamplerKind samplerKind;
             try { samplerKind = WireNames.ParseSampler(parse.GetValue(sampler)!); }
             catch (ArgumentException e) { throw new CliInputException($"--sampler: {e.Message}"); }
 
             var set = EvalSet.Create(new HeldOutSplit(parse.GetValue(splitSeed)), new EvalSetOptions { ImageScenes = parse.GetValue(images) });
-            var settings = new EvalRenderSettings { Steps = parse.GetValue(steps), GuidanceScale = parse.GetValue(guidance), Sampler = samplerKind };
+            var settings = new EvalRenderSettings { Steps = parse.GetValue(steps), GuidanceScale = guidanceScale, Sampler = samplerKind };
             var worker = configuration.GetSection(Core.Configuration.ConfigSections.Worker).Get<Core.Configuration.WorkerOptions>() ?? new();
             Console.Error.WriteLine($"eval: {set.Prompts.Count} prompts, model {directory}, {settings.Steps} {settings.Sampler.ToWire()} steps, guidance {settings.GuidanceScale}");
             using var fp32 = HunyuanDiTPipeline.Load(new PipelineLoadOptions { ModelDirectory = directory, Device = worker.Device, Threads = worker.Threads });

@@ -89,6 +89,10 @@ public sealed class RenderDefaultsOptions
 public sealed class ModelEntryOptions
 {
     [Required] public string Path { get; set; } = "";
+    /// <summary>The guidance scale this model renders best at: items of a manifest that names the model and gives no
+    /// guidance scale (neither the item nor the manifest's <c>defaults</c>) get it instead of <c>Defaults:GuidanceScale</c>.
+    /// The demo model follows its prompts best at 3 (models/demo/README.md); the real checkpoint keeps the default.</summary>
+    public double? GuidanceScale { get; set; }
 }
 
 public sealed class WorkerOptions

@@ -88,11 +88,12 @@ public static class CoreServiceCollectionExtensions
             });
         });
 
-        // Manifests: the served models are the names under Models.
+        // Manifests: the served models are the names under Models (with their own guidance scales, where set).
         services.TryAddSingleton(provider => new ManifestRules(
             provider.GetRequiredService<IOptions<LimitsOptions>>().Value,
             provider.GetRequiredService<IOptions<RenderDefaultsOptions>>().Value,
-            ManifestRules.ModelNames(configuration)));
+            ManifestRules.ModelNames(configuration),
+            ManifestRules.ModelGuidanceScalesFrom(configuration)));
         services.TryAddSingleton<ManifestValidator>();
         services.TryAddSingleton<ManifestExpander>();
 

@@ -90,7 +90,7 @@ public sealed class ManifestExpander(ManifestRules rules)
             Width = item.Width ?? defaults.Width ?? configured.Width,
             Height = item.Height ?? defaults.Height ?? configured.Height,
             Steps = item.Steps ?? defaults.Steps ?? configured.Steps,
-            GuidanceScale = item.GuidanceScale ?? defaults.GuidanceScale ?? configured.GuidanceScale,
+            GuidanceScale = item.GuidanceScale ?? defaults.GuidanceScale ?? rules.DefaultGuidanceScale(validated.Model),
             Sampler = item.Sampler ?? defaults.Sampler ?? configured.Sampler,
             Quantization = item.Quantization ?? defaults.Quantization ?? configured.Quantization,
             Video = item.Video is { } video

@@ -8,8 +8,9 @@ namespace BatchRender.Core.Manifests;
 
 /// <summary>
 /// What a manifest may contain here: the configured limits (<c>Limits</c>), the configured defaults (<c>Defaults</c>)
-/// and the served models (the names under <c>Models</c>). The constructor checks the configured defaults against the
-/// same rules, so a misconfiguration fails at start-up rather than in every job.
+/// and the served models (the names under <c>Models</c>, with a model's own guidance scale where it has one). The
+/// constructor checks the configured defaults against the same rules, so a misconfiguration fails at start-up rather
+/// than in every job.
 /// </summary>
 public sealed class ManifestRules
 {
@@ -26,11 +27,13 @@ public sealed class ManifestRules
     internal static readonly NumberRule Strength = new("must be a number greater than 0 and at most 1", 0, 1, MinExclusive: true);
     internal static readonly IntegerRule SchemaVersionRule = new($"must be {SchemaVersion} (the only schema version there is)", SchemaVersion, SchemaVersion);
 
-    public ManifestRules(LimitsOptions limits, RenderDefaultsOptions defaults, IReadOnlySet<string> models)
+    public ManifestRules(LimitsOptions limits, RenderDefaultsOptions defaults, IReadOnlySet<string> models,
+                         IReadOnlyDictionary<string, double>? modelGuidanceScales = null)
     {
         Limits = limits;
         Defaults = defaults;
         Models = models;
+        ModelGuidanceScales = modelGuidanceScales ?? new Dictionary<string, double>();
         Frames = new IntegerRule($"must be a whole number from 2 to {limits.MaxFrames} (Limits:MaxFrames)", 2, limits.MaxFrames);
         var problems = CheckConfiguredDefaults().ToList();
         if (problems.Count > 0)
@@ -50,7 +53,22 @@ public sealed class ManifestRules
             throw new InvalidOperationException("The configured limits are invalid: " +
                                                 string.Join("; ", results.Select(r => $"Limits:{string.Join(",", r.MemberNames)}: {r.ErrorMessage}")));
         var defaults = configuration.GetSection(ConfigSections.Defaults).Get<RenderDefaultsOptions>() ?? new RenderDefaultsOptions();
-        return new ManifestRules(limits, defaults, ModelNames(configuration));
+        return new ManifestRules(limits, defaults, ModelNames(configuration), ModelGuidanceScalesFrom(configuration));
+    }
+
+    /// <summary><c>Models:{name}:GuidanceScale</c> of the models that set one; a value that is no number throws, naming it.</summary>
+    public static IReadOnlyDictionary<string, double> ModelGuidanceScalesFrom(IConfiguration configuration)
+    {
+        var scales = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var model in configuration.GetSection(ConfigSections.Models).GetChildren())
+        {
+            var value = model[nameof(ModelEntryOptions.GuidanceScale)];
+            if (value is null) continue;
+            if (!double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out var scale))
+                throw new InvalidOperationException($"The configured render defaults are invalid: Models:{model.Key}:GuidanceScale = '{value}' {GuidanceScale.Text}");
+            scales[model.Key] = scale;
+        }
+        return scales;
     }
 
     /// <summary>The served models: the names under <c>Models</c> (ingest and workers read the same section).</summary>
@@ -60,7 +78,14 @@ public sealed class ManifestRules
     public LimitsOptions Limits { get; }
     public RenderDefaultsOptions Defaults { get; }
     public IReadOnlySet<string> Models { get; }
+    /// <summary>The models' own guidance scales (<see cref="ModelEntryOptions.GuidanceScale"/>), by model name.</summary>
+    public IReadOnlyDictionary<string, double> ModelGuidanceScales { get; }
     internal IntegerRule Frames { get; }
+
+    /// <summary>The guidance scale of an item of <paramref name="model"/> that names none, nor does its manifest: the
+    /// model's own (<c>Models:{model}:GuidanceScale</c>), else <c>Defaults:GuidanceScale</c>.</summary>
+    public double DefaultGuidanceScale(string model) =>
+        ModelGuidanceScales.TryGetValue(model, out var scale) ? scale : Defaults.GuidanceScale;
 
     /// <summary>The most bytes one JSON token may take: the longest prompt with every character \u-escaped, and room.</summary>
     internal int MaxTokenBytes => (int)Math.Min(int.MaxValue / 2, Math.Max(1L << 20, Limits.MaxPromptLength * 12L + 4096));
@@ -79,6 +104,11 @@ public sealed class ManifestRules
         if (!Strength.Allows(Defaults.InpaintStrength)) yield return $"Defaults:InpaintStrength = {Defaults.InpaintStrength} {Strength.Text}";
         if (CheckPrompt(Defaults.NegativePrompt, allowEmpty: true) is { } p) yield return $"Defaults:NegativePrompt {p}";
         if (PixelProblem(Defaults.Width, Defaults.Height) is { } px) yield return $"Defaults:Width x Defaults:Height {px}";
+        foreach (var (model, scale) in ModelGuidanceScales.OrderBy(m => m.Key, StringComparer.Ordinal))
+        {
+            if (!Models.Contains(model)) yield return $"Models:{model}:GuidanceScale is set for a model that is not configured ({ModelList})";
+            if (!GuidanceScale.Allows(scale)) yield return $"Models:{model}:GuidanceScale = {scale.ToString(CultureInfo.InvariantCulture)} {GuidanceScale.Text}";
+        }
         if (!Models.Contains(Defaults.Model)) yield return $"Defaults:Model = '{Defaults.Model}' is not one of the configured Models ({ModelList})";
     }
 

@@ -66,6 +66,25 @@ public sealed class ManifestExpanderTests : IDisposable
     }
 
     [Fact]
+    public async Task A_model_s_own_guidance_scale_comes_before_the_configured_default_and_after_the_manifest()
+    {
+        using var kit = new ManifestTestKit(defaults: new RenderDefaultsOptions { GuidanceScale = 7.5 },
+                                            modelGuidanceScales: new Dictionary<string, double> { ["demo"] = 3 });
+        async Task<double[]> Guidance(string json)
+        {
+            var bytes = Encoding.UTF8.GetBytes(json);
+            var result = await kit.ValidateAsync(bytes);
+            Assert.True(result.IsValid, string.Join("\n", result.Describe()));
+            return (await kit.ExpandAsync(bytes, result)).Select(m => m.Params.GuidanceScale).ToArray();
+        }
+
+        const string items = """{ "id": "plain", "prompt": "p" }, { "id": "own", "prompt": "p", "guidanceScale": 6 }""";
+        Assert.Equal(new[] { 3.0, 6.0 }, await Guidance(ManifestTestKit.Manifest(items)));
+        Assert.Equal(new[] { 4.0, 6.0 }, await Guidance(ManifestTestKit.Manifest(items, "\"defaults\": { \"guidanceScale\": 4 },")));
+        Assert.Equal(new[] { 7.5, 6.0 }, await Guidance(ManifestTestKit.Manifest(items, "\"model\": \"hunyuan-dit-v1.2\",")));
+    }
+
+    [Fact]
     public async Task Missing_seeds_are_drawn_per_item_recorded_and_stable_across_reads()
     {
         var bytes = Encoding.UTF8.GetBytes(ManifestTestKit.Manifest("""{ "id": "a", "prompt": "p" }, { "id": "b", "prompt": "p" }"""));

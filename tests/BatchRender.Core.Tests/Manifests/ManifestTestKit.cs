@@ -10,10 +10,11 @@ namespace BatchRender.Core.Tests.Manifests;
 /// <summary>Rules, a real folder of real input images, and one-call validate / expand for the manifest tests.</summary>
 public sealed class ManifestTestKit : IDisposable
 {
-    public ManifestTestKit(LimitsOptions? limits = null, RenderDefaultsOptions? defaults = null)
+    public ManifestTestKit(LimitsOptions? limits = null, RenderDefaultsOptions? defaults = null,
+                           IReadOnlyDictionary<string, double>? modelGuidanceScales = null)
     {
         Rules = new ManifestRules(limits ?? new LimitsOptions(), defaults ?? new RenderDefaultsOptions(),
-            new HashSet<string>(StringComparer.Ordinal) { "demo", "hunyuan-dit-v1.2" });
+            new HashSet<string>(StringComparer.Ordinal) { "demo", "hunyuan-dit-v1.2" }, modelGuidanceScales);
         Folder = Directory.CreateTempSubdirectory("batchrender-manifest-").FullName;
         Directory.CreateDirectory(Path.Combine(Folder, "inputs"));
         using (var image = new Image<Rgba32>(32, 32, new Rgba32(40, 80, 200))) image.SaveAsPng(Path.Combine(Folder, "inputs", "scene.png"));

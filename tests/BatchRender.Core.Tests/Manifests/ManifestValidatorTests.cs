@@ -173,6 +173,27 @@ public sealed class ManifestValidatorTests : IDisposable
         Assert.Contains("Defaults:Model = 'nope' is not one of the configured Models (demo)", e.Message);
     }
 
+    [Fact]
+    public void A_model_s_own_guidance_scale_is_checked_at_start_up_naming_the_setting()
+    {
+        var models = new HashSet<string> { "demo" };
+        var e = Assert.Throws<InvalidOperationException>(() => new ManifestRules(new LimitsOptions(), new RenderDefaultsOptions(), models,
+            new Dictionary<string, double> { ["demo"] = 40, ["gone"] = 3 }));
+        Assert.Contains("Models:demo:GuidanceScale = 40 must be a number from 0 to 30", e.Message);
+        Assert.Contains("Models:gone:GuidanceScale is set for a model that is not configured (demo)", e.Message);
+
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Models:demo:Path"] = "models/demo", ["Models:demo:GuidanceScale"] = "three",
+        }).Build();
+        e = Assert.Throws<InvalidOperationException>(() => ManifestRules.FromConfiguration(configuration));
+        Assert.Contains("Models:demo:GuidanceScale = 'three' must be a number from 0 to 30", e.Message);
+
+        configuration["Models:demo:GuidanceScale"] = "3.5";
+        var rules = ManifestRules.FromConfiguration(configuration);
+        Assert.Equal((3.5, 5.0), (rules.DefaultGuidanceScale("demo"), rules.DefaultGuidanceScale("other")));
+    }
+
     [Theory]
     [InlineData("a", true)]
     [InlineData("star-001", true)]
