@@ -41,10 +41,12 @@ public static class CliConfiguration
     public static double DefaultGuidanceScale(IConfiguration configuration, string model, string directory)
     {
         var rules = ManifestRules(configuration);
+        static string Normalised(string path) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(path));
         var configured = rules.Models.Contains(model) ? model : rules.Models.FirstOrDefault(name =>
             !string.IsNullOrWhiteSpace(configuration[$"{ConfigSections.Models}:{name}:Path"]) &&
-            Path.GetFullPath(ModelDirectory(configuration, name)).TrimEnd('/') == Path.GetFullPath(directory).TrimEnd('/'));
-        return configured is null ? rules.Defaults.GuidanceScale : rules.DefaultGuidanceScale(configured);
+            Normalised(ModelDirectory(configuration, name)) == Normalised(directory));
+        // A directory that is no configured model's has no guidance of its own: the rules give it the configured default.
+        return rules.DefaultGuidanceScale(configured ?? "");
     }
 
     /// <summary>
